@@ -1,0 +1,49 @@
+"""emailrouter_lib: the library behind the emailrouter notebooks and CLI.
+
+It does what the Microsoft Dynamics CRM Email Router did: routes incoming mail (POP3, IMAP,
+Maildir, Exchange) into the CRM as tracked email activities, exactly once, and reads the router's
+configuration files. Notebooks and the ``emailrouter`` command are thin fronts over it.
+
+Layers, bottom to top (nothing imports upward)::
+
+    mail, config  ->  mailboxes, crm  ->  tracking  ->  routing  ->  reports  ->  notebooks / cli
+
+Errors form one tree rooted at :class:`EmailRouterError`; see :mod:`emailrouter_lib.errors`.
+"""
+
+from __future__ import annotations
+
+from emailrouter_lib.errors import (
+    ConfigError,
+    ConfigSyntaxError,
+    CrmError,
+    CrmURLError,
+    EmailRouterError,
+    MailboxAuthError,
+    MailboxConnectError,
+    MailboxError,
+    MailboxTLSError,
+    MailboxURLError,
+    MessageError,
+    RoutingError,
+    SecretError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ConfigSyntaxError",
+    "CrmError",
+    "CrmURLError",
+    "EmailRouterError",
+    "MailboxAuthError",
+    "MailboxConnectError",
+    "MailboxError",
+    "MailboxTLSError",
+    "MailboxURLError",
+    "MessageError",
+    "RoutingError",
+    "SecretError",
+    "__version__",
+]

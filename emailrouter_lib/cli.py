@@ -1,0 +1,126 @@
+"""The ``emailrouter`` command: thin fronts over the library for cron and the shell.
+
+    emailrouter route --mailbox URL [--mailbox URL ...] --crm URL
+    emailrouter crm init sqlite:///PATH [--demo] [--force]
+    emailrouter config validate PATH
+    emailrouter classify [--json] FILE...
+
+Library errors are printed as one line on stderr (exit 2), never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from emailrouter_lib.errors import EmailRouterError
+
+
+def _route(args: argparse.Namespace) -> int:
+    from emailrouter_lib import routing
+
+    params = {
+        "mailboxes": args.mailbox,
+        "crm": args.crm,
+        "ledger": args.ledger,
+        "quarantine_dir": args.quarantine,
+        "batch_size": args.batch_size,
+        "ca_file": args.cafile,
+        "progress": False if args.quiet else None,
+    }
+    result = routing.run(params)
+    print(result)
+    if args.run_dir:
+        for name, path in result.write_artifacts(args.run_dir).items():
+            print(f"  {name}: {path}")
+    return 0 if result.ok else 1
+
+
+def _crm_init(args: argparse.Namespace) -> int:
+    from emailrouter_lib.crm import init_crm
+
+    where = init_crm(args.url, demo=args.demo, force=args.force)
+    print(f"created {where}" + (" with demo data" if args.demo else ""))
+    return 0
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from emailrouter_lib.config.validate import main_validate
+
+    return main_validate(args.path)
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from emailrouter_lib.mail.cli import main_classify
+
+    return main_classify(args.files, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emailrouter", description="Route email into Dynamics CRM, like the Email Router did."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    route = commands.add_parser("route", help="run one incoming routing batch")
+    route.add_argument(
+        "--mailbox",
+        action="append",
+        required=True,
+        metavar="URL",
+        help="mailbox URL, e.g. imaps://crm@mail.example:993/INBOX?owner=queue:support@example.com&password=env:IMAP_PW",
+    )
+    route.add_argument(
+        "--crm", required=True, metavar="URL", help="CRM URL, e.g. sqlite:///crm.sqlite"
+    )
+    route.add_argument(
+        "--ledger", metavar="PATH", help="exactly-once ledger (default: beside the CRM)"
+    )
+    route.add_argument(
+        "--quarantine", metavar="DIR", help="quarantine folder (default: beside the ledger)"
+    )
+    route.add_argument(
+        "--run-dir", metavar="DIR", help="write summary.json, results.csv and report.html here"
+    )
+    route.add_argument("--batch-size", type=int, default=200)
+    route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
+    route.add_argument("--quiet", action="store_true", help="no progress bar")
+    route.set_defaults(func=_route)
+
+    crm = commands.add_parser("crm", help="the embedded CRM").add_subparsers(
+        dest="crm_command", required=True
+    )
+    init = crm.add_parser("init", help="create an embedded CRM database")
+    init.add_argument("url", metavar="sqlite:///PATH")
+    init.add_argument(
+        "--demo", action="store_true", help="seed demo users, queues, contacts and emails"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing database")
+    init.set_defaults(func=_crm_init)
+
+    config = commands.add_parser("config", help="router configuration files").add_subparsers(
+        dest="config_command", required=True
+    )
+    validate = config.add_parser("validate", help="check a Microsoft.Crm.Tools.EmailAgent.xml")
+    validate.add_argument("path")
+    validate.set_defaults(func=_config_validate)
+
+    classify = commands.add_parser("classify", help="infer the message class of .eml files")
+    classify.add_argument("--json", action="store_true", help="one JSON object per line")
+    classify.add_argument("files", nargs="+", metavar="FILE")
+    classify.set_defaults(func=_classify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EmailRouterError as exc:
+        print(f"emailrouter: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""CRM URLs: how parameters, the CLI and notebooks name a CRM.
+
+The embedded store follows the SQLAlchemy convention, so a URL means the same here as in the
+tools admins already know::
+
+    sqlite:///crm.db            relative to the working directory (three slashes, then the path)
+    sqlite:///runs/demo/crm.db  relative as well
+    sqlite:////var/lib/crm.db   absolute (three slashes, then "/var/...")
+    sqlite:///C:/data/crm.db    absolute on Windows
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from emailrouter_lib.crm.base import CrmBackend
+from emailrouter_lib.crm.sqlite import SqliteCrm, new_id, utcnow
+from emailrouter_lib.errors import CrmError, CrmURLError
+
+SUPPORTED_FORMS = (
+    "sqlite:///relative/path.db (relative to the working directory), "
+    "sqlite:////absolute/path.db (absolute: three slashes, then the path)"
+)
+
+
+def sqlite_path(url: str) -> Path:
+    """The database file a ``sqlite:`` URL names, made absolute against the working directory."""
+    if not isinstance(url, str) or not url.strip():
+        raise CrmURLError(f"CRM URL {url!r} is empty; supported forms: {SUPPORTED_FORMS}")
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme.lower() != "sqlite":
+        scheme = parts.scheme or "(none)"
+        raise CrmURLError(
+            f"CRM URL {text!r} names an unknown backend {scheme!r}; supported forms: "
+            f"{SUPPORTED_FORMS}"
+        )
+    if not text.lower().startswith("sqlite:///"):
+        raise CrmURLError(
+            f"CRM URL {text!r} must start with sqlite:/// (three slashes: no host part); "
+            f"supported forms: {SUPPORTED_FORMS}"
+        )
+    if parts.query or parts.fragment:
+        raise CrmURLError(
+            f"CRM URL {text!r} has a query or fragment, which a sqlite URL does not take; "
+            f"supported forms: {SUPPORTED_FORMS}"
+        )
+    raw = text[len("sqlite:///") :]
+    if not raw or raw.endswith("/") or raw == ":memory:":
+        raise CrmURLError(
+            f"CRM URL {text!r} does not name a database file; supported forms: {SUPPORTED_FORMS}"
+        )
+    return Path(raw).expanduser().absolute()
+
+
+def open_crm(url: str) -> CrmBackend:
+    """Open the CRM a URL names. The database must exist (see :func:`init_crm`)."""
+    path = sqlite_path(url)
+    if not path.is_file():
+        raise CrmError(
+            f"CRM database {path} (from {url!r}) does not exist; create it with "
+            f"`emailrouter crm init sqlite:///{path.as_posix()} --demo`"
+        )
+    return SqliteCrm(path)
+
+
+def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
+    """Create the database a URL names, seeded with the demo organisation when *demo*.
+
+    Refuses to replace an existing non-empty file unless *force*. The database is built beside
+    the target and renamed into place, so an interrupted init never leaves half a CRM. Returns
+    the database's printable URL.
+    """
+    path = sqlite_path(url)
+    if path.exists() and not path.is_file():
+        raise CrmError(f"{path} (from {url!r}) exists and is not a file; choose another path")
+    if path.is_file() and path.stat().st_size > 0 and not force:
+        raise CrmError(
+            f"{path} (from {url!r}) already holds a database; keep it, or replace it with "
+            f"`emailrouter crm init {url} --force` (init_crm(..., force=True))"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building = path.with_name(f".{path.name}.init-{os.getpid()}")
+    _remove_database(building)
+    try:
+        crm = SqliteCrm(building, create=True)
+        try:
+            if demo:
+                from emailrouter_lib.crm.demo import seed_demo
+
+                seed_demo(crm)
+            else:
+                _insert_default_organization(crm)
+        finally:
+            crm.close()
+        _remove_database(path)
+        os.replace(building, path)
+    except BaseException:
+        _remove_database(building)
+        raise
+    return f"sqlite:///{path.as_posix()}"
+
+
+def _insert_default_organization(crm: SqliteCrm) -> None:
+    with crm.transaction() as conn:
+        conn.execute(
+            "INSERT INTO organization (organizationid, name, createdon) VALUES (?, ?, ?)",
+            (new_id(), "Organization", utcnow()),
+        )
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+__all__ = ["SUPPORTED_FORMS", "init_crm", "open_crm", "sqlite_path"]

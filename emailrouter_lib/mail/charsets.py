@@ -1,0 +1,170 @@
+"""Turning the bytes of real mail into text without ever raising.
+
+Real messages lie about their charsets (Shift_JIS labelled iso-2022-jp, 8-bit bytes in headers,
+Outlook's ``ks_c_5601-1987``, charsets Python has never heard of). Routing must still store
+something readable, so every decode here falls back: the declared charset, then UTF-8, then
+Windows-1252 with replacement characters. RFC 2047 encoded words are decoded by hand because the
+stdlib's ``decode_header`` raises on bad base64 and mangles non-ASCII text around encoded words.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+from functools import lru_cache
+
+# Labels mail clients use that Python spells differently, or whose superset decodes more real mail
+# (the same choices web browsers make for these labels).
+_CHARSET_ALIASES = {
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "shift_jis": "cp932",
+    "x-sjis": "cp932",
+    "iso-2022-jp": "iso2022_jp_ext",
+    "euc-kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "unicode-1-1-utf-7": "utf-7",
+    "iso-8859-8-i": "iso-8859-8",
+    "tis-620": "cp874",
+    "windows-874": "cp874",
+    "utf8": "utf-8",
+}
+
+# Second guesses tried before UTF-8 when a declared charset does not fit the bytes.
+_SIBLINGS = {"iso2022_jp_ext": ("cp932", "euc_jp")}
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])|\r(?=[ \t])")
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
+_BLANK = re.compile(r"[ \t\r\n]*")
+
+
+@lru_cache(maxsize=256)
+def codec_for(charset: str | None) -> str | None:
+    """The Python codec to decode a declared MIME charset with, or None when unusable."""
+    if not charset:
+        return None
+    name = charset.strip().strip("\"'").lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        info = codecs.lookup(name)
+        b"".decode(info.name)  # refuses bytes-to-bytes codecs such as "base64"
+    except (LookupError, ValueError):
+        return None
+    return info.name
+
+
+def decode_bytes(data: bytes, charset: str | None = None) -> str:
+    """Decode text bytes: declared charset, else UTF-8, else Windows-1252 with replacements."""
+    codec = codec_for(charset)
+    if codec is not None:
+        for candidate in (codec, *_SIBLINGS.get(codec, ())):
+            try:
+                return data.decode(candidate)
+            except (UnicodeDecodeError, ValueError):
+                pass
+    if codec != "utf-8":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    try:
+        return data.decode(codec or "cp1252", "replace")
+    except (UnicodeDecodeError, ValueError):  # pragma: no cover - codecs that fail even so
+        return data.decode("cp1252", "replace")
+
+
+def has_raw_8bit(value: str) -> bool:
+    """True when a header parsed with surrogateescape still holds undecoded 8-bit bytes."""
+    return not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def text_from_raw_header(value: str) -> str:
+    """Undo surrogateescape: raw 8-bit header bytes become text (UTF-8, else Windows-1252)."""
+    if value.isascii() or not has_raw_8bit(value):
+        return value
+    return decode_bytes(value.encode("ascii", "surrogateescape"))
+
+
+def unfold(value: str) -> str:
+    """RFC 5322 unfolding: drop the line breaks of folded header lines, keep the whitespace."""
+    if "\n" in value or "\r" in value:
+        value = _FOLD.sub("", value)
+        value = value.replace("\r", "").replace("\n", "")
+    return value
+
+
+def _decode_word(charset: str, encoding: str, text: str) -> bytes | None:
+    if encoding in "bB":
+        data = text.strip()
+        data += "=" * (-len(data) % 4)
+        try:
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            return None
+    return binascii.a2b_qp(text.encode("ascii", "surrogateescape"), header=True)
+
+
+def decode_encoded_words(value: str) -> str:
+    """Decode RFC 2047 encoded words; words that cannot be decoded are kept as written.
+
+    Adjacent words in the same charset are joined before decoding, because mailers split a
+    multi-byte character across two base64 words more often than the RFC allows.
+    """
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: bytearray = bytearray()
+    pending_charset: str | None = None
+    pos = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_charset
+        if pending_charset is not None:
+            out.append(decode_bytes(bytes(pending), pending_charset))
+        pending = bytearray()
+        pending_charset = None
+
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[pos : match.start()]
+        charset = match.group(1).split("*", 1)[0]
+        data = _decode_word(charset, match.group(2), match.group(3))
+        if data is None:
+            flush()
+            out.append(gap + match.group(0))
+            pos = match.end()
+            continue
+        if pending_charset is not None and _BLANK.fullmatch(gap):
+            gap = ""  # whitespace between two encoded words is not part of the text
+        if gap or (pending_charset is not None and pending_charset.lower() != charset.lower()):
+            flush()
+            out.append(gap)
+        pending_charset = charset
+        pending += data
+        pos = match.end()
+    flush()
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def decode_header_text(value: str) -> str:
+    """A raw header value (as the compat32 parser stores it) as clean, unfolded text."""
+    text = text_from_raw_header(unfold(value))
+    return decode_encoded_words(text).strip()
+
+
+__all__ = [
+    "codec_for",
+    "decode_bytes",
+    "decode_encoded_words",
+    "decode_header_text",
+    "has_raw_8bit",
+    "text_from_raw_header",
+    "unfold",
+]

@@ -1,0 +1,659 @@
+"""A received message, parsed once and read many times.
+
+Routing asks the same message for its Message-ID, addresses, body, attachments and class. Parsing
+is the dominant cost, so :class:`ParsedMessage` parses the bytes exactly once, on first use, with
+the stdlib ``email`` package under ``policy=compat32`` (``policy.default`` is about ten times
+slower and raises on real-world messages), walks the MIME tree once, and caches every answer. The
+message is never re-serialised; only an attached ``message/rfc822`` part is turned back into bytes,
+and only when asked for.
+
+Like the ``email`` package itself, bad MIME is never an exception: parse problems are recorded in
+:attr:`ParsedMessage.defects`. :class:`~emailrouter_lib.errors.MessageError` is raised only for
+input that is not a message at all (empty, an Outlook ``.msg`` file, binary data with no header).
+"""
+
+from __future__ import annotations
+
+import binascii
+import email
+import email.utils
+import hashlib
+import html
+import io
+import mimetypes
+import quopri
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from email.generator import BytesGenerator
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import Compat32, compat32
+from functools import cached_property
+
+from emailrouter_lib.errors import MessageError
+from emailrouter_lib.mail.charsets import (
+    decode_bytes,
+    decode_encoded_words,
+    decode_header_text,
+    text_from_raw_header,
+    unfold,
+)
+
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0"
+_HEADER_LINE = re.compile(rb"([A-Za-z0-9][A-Za-z0-9_.-]*)[ \t]*:(?!//)")
+# One of these alone makes a header; otherwise two header-like lines are needed, so that a
+# licence text with "http://..." in it is not taken for a message.
+_KNOWN_FIELDS = frozenset(
+    b"from to cc subject date received return-path message-id mime-version reply-to sender "
+    b"delivered-to envelope-to in-reply-to references thread-index auto-submitted".split()
+)
+_KNOWN_PREFIXES = (b"x-", b"content-", b"resent-", b"list-", b"arc-", b"dkim-")
+_FIRST_LINES = 12
+_MSG_ID = re.compile(r"<([^<>\s]*)>")
+_BARE_MSG_ID = re.compile(r"[^<>\s@]+@[^<>\s@]+")
+_ADDRESS_SPECIALS = re.compile(r'["();:\[\]\\]')
+_ADDR_SPEC = r"[^\s<>,@]+@[^\s<>,@]+"
+_SIMPLE_MAILBOX = re.compile(rf"\s*(?:([^<>,@]*?)\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*")
+_BARE_ADDRESS = re.compile(r"[^\s<>,;:\"()\[\]@]+@[^\s<>,;:\"()\[\]@]+")
+_SYNTHETIC_DOMAIN = "emailrouter.invalid"
+_HASHED_HEADERS = ("from", "to", "cc", "date", "subject")
+_WHITESPACE = re.compile(r"\s+")
+_BODY_SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
+_UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]+')
+_TEXT_TYPES = ("text/plain", "text/html")
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """One attachment as the CRM stores it (``activitymimeattachment``)."""
+
+    filename: str
+    content_type: str
+    payload: bytes = field(repr=False)
+    content_id: str | None = None
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A part that is not a multipart container, with what routing asks of it."""
+
+    part: Message
+    content_type: str
+    disposition: str
+
+
+@dataclass(slots=True)
+class _Structure:
+    """What one walk of the MIME tree found (attached messages are not descended into)."""
+
+    text_part: Message | None = None
+    html_part: Message | None = None
+    attachments: list[_Leaf] = field(default_factory=list)
+    leaves: list[_Leaf] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+
+def _where(origin: str | None, size: int) -> str:
+    return origin if origin else f"message of {size} bytes"
+
+
+def _check_is_message(data: bytes, origin: str | None) -> None:
+    """Refuse what is not an RFC 822 message at all, without parsing it."""
+    where = _where(origin, len(data))
+    if not data.strip():
+        raise MessageError(f"{where}: is empty; there is no message to route")
+    if data.startswith(_OLE2_MAGIC):
+        raise MessageError(
+            f"{where}: is an Outlook .msg file (OLE2 compound document), not an RFC 822 message; "
+            "fetch the item from the mailbox as MIME (IMAP, POP3 or EWS) or save it from Outlook "
+            "as .eml, then route that"
+        )
+    lines = data[:8192].lstrip().splitlines()[:_FIRST_LINES]
+    header_like = 0
+    for line in lines:
+        if b"\x00" in line or not line.strip():
+            break  # binary data, or the end of the header block
+        match = _HEADER_LINE.match(line)
+        if match:
+            header_like += 1
+            name = match.group(1).lower()
+            if header_like >= 2 or name in _KNOWN_FIELDS or name.startswith(_KNOWN_PREFIXES):
+                return
+    raise MessageError(
+        f"{where}: is not an RFC 822 message (no header field such as 'From:' at its start); "
+        "if it is a message in another format, convert it to .eml first"
+    )
+
+
+def _parse(data: bytes) -> tuple[Message, list[str]]:
+    """Parse with compat32; a message the MIME parser cannot finish keeps its headers at least."""
+    try:
+        return email.message_from_bytes(data, policy=compat32), []
+    except Exception as exc:  # any parser failure must become a defect, not a crash
+        message = BytesHeaderParser(policy=compat32).parsebytes(data, headersonly=True)
+        return message, [
+            f"MIME structure could not be parsed ({type(exc).__name__}); "
+            "the body is kept as one text part"
+        ]
+
+
+def _defect_text(defect: object, content_type: str, top: bool) -> str:
+    name = type(defect).__name__
+    detail = str(defect)
+    text = f"{name}: {detail}" if detail and detail != name else name
+    return text if top else f"{text} (in a {content_type} part)"
+
+
+def _disposition(part: Message) -> str:
+    value = part.get("Content-Disposition")
+    if not value:
+        return ""
+    return str(value).split(";", 1)[0].strip().lower()
+
+
+def _has_filename(part: Message) -> bool:
+    """Whether the part is named (a named text part is a file, not the body)."""
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        value = part.get(header)
+        # a cheap look at the raw header first: parsing parameters costs more than the check
+        if value and param in str(value).lower() and part.get_param(param, header=header):
+            return True
+    return False
+
+
+def _walk(root: Message) -> _Structure:
+    """One iterative walk: bodies, attachments, content types and defects, in document order."""
+    found = _Structure()
+    stack: list[tuple[Message, bool]] = [(root, True)]
+    while stack:
+        part, top = stack.pop()
+        content_type = part.get_content_type()
+        found.content_types.append(content_type)
+        for defect in part.defects:
+            found.defects.append(_defect_text(defect, content_type, top))
+        maintype = content_type.partition("/")[0]
+        payload = part._payload  # compat32 keeps parts or text here; get_payload() may copy
+        if maintype == "multipart" and isinstance(payload, list):
+            stack.extend((child, False) for child in reversed(payload))
+            continue
+        leaf = _Leaf(part, content_type, _disposition(part))
+        found.leaves.append(leaf)
+        if maintype == "message":
+            found.attachments.append(leaf)
+            continue
+        if maintype == "multipart":  # a multipart the parser could not split: show it as text
+            content_type = "text/plain"
+        if (
+            content_type in _TEXT_TYPES
+            and leaf.disposition != "attachment"
+            and not _has_filename(part)
+        ):
+            if content_type == "text/plain" and found.text_part is None:
+                found.text_part = part
+                continue
+            if content_type == "text/html" and found.html_part is None:
+                found.html_part = part
+                continue
+        found.attachments.append(leaf)
+    return found
+
+
+def _part_bytes(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    if payload is None:
+        return b""
+    return payload
+
+
+def _part_text(part: Message) -> str:
+    """Decoded text of a leaf part, robust to wrong charsets; NUL bytes removed."""
+    text = decode_bytes(_part_bytes(part), part.get_content_charset())
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
+def _report_text(part: Message) -> str:
+    """A ``message/delivery-status``-like part as text: compat32 parses it into header blocks."""
+    payload = part._payload
+    if not isinstance(payload, list):
+        return _part_text(part)
+    blocks = []
+    for block in payload:
+        lines = [
+            f"{name}: {text_from_raw_header(unfold(value))}" for name, value in block.raw_items()
+        ]
+        rest = block._payload
+        if isinstance(rest, str) and rest.strip():
+            lines.append(text_from_raw_header(rest))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+class _VerbatimHeaders(Compat32):
+    """Writes headers back as parsed: compat32 keeps each value with its original folding.
+
+    The stock compat32 folding rebuilds every header through ``email.header.Header``, which is
+    slow and changes the bytes; an attached message should come out as it went in.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        return f"{name}: {value}{self.linesep}"
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return self.fold(name, value).encode("ascii", "surrogateescape")
+
+
+_VERBATIM = {linesep: _VerbatimHeaders(linesep=linesep) for linesep in ("\n", "\r\n")}
+
+
+def _serialise(message: Message, linesep: str) -> bytes:
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=_VERBATIM[linesep]).flatten(message)
+    return buffer.getvalue()
+
+
+def _attached_message_bytes(part: Message, linesep: str) -> bytes:
+    """The bytes of an attached message (``message/rfc822`` and other ``message/*`` parts)."""
+    payload = part._payload
+    if not isinstance(payload, list):
+        return _part_bytes(part)
+    if part.get_content_type() != "message/rfc822":
+        return _report_text(part).encode("utf-8")
+    try:
+        data = b"".join(_serialise(inner, linesep) for inner in payload)
+    except Exception:  # e.g. RecursionError on absurd nesting: no bytes rather than a crash
+        data = b""
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":  # against RFC 2046, but some clients do it
+        try:
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            return data
+    if encoding == "quoted-printable":
+        return quopri.decodestring(data)
+    return data
+
+
+def _safe_filename(name: str) -> str:
+    """Strip directories and control characters: attachment names end up as file names."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_FILENAME.sub("_", name).strip().strip(".")
+    return name[:200]
+
+
+def _attachment_filename(part: Message, index: int, content_type: str) -> str:
+    raw = part.get_filename()
+    if raw:
+        name = _safe_filename(decode_encoded_words(text_from_raw_header(unfold(raw))))
+        if name:
+            return name
+    if content_type == "message/rfc822":
+        payload = part._payload
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        subject = inner.get("Subject") if inner is not None else None
+        stem = _safe_filename(decode_header_text(str(subject))) if subject else ""
+        return f"{stem or 'attached message'}.eml"
+    if content_type.startswith(("message/", "text/")):
+        extension = ".txt"
+    else:
+        extension = mimetypes.guess_extension(content_type, strict=False) or ".bin"
+    return f"part-{index}{extension}"
+
+
+def _content_id(part: Message) -> str | None:
+    value = part.get("Content-ID")
+    if not value:
+        return None
+    value = unfold(str(value)).strip()
+    match = _MSG_ID.search(value)
+    return (match.group(1) if match else value) or None
+
+
+def _body_offset(data: bytes) -> int:
+    """Where the body starts (after the first empty line); the end of the data when none."""
+    best: tuple[int, int] | None = None
+    for separator in _BODY_SEPARATORS:
+        index = data.find(separator)
+        if index >= 0 and (best is None or index < best[0]):
+            best = (index, index + len(separator))
+    return best[1] if best is not None else len(data)
+
+
+def _simple_addresses(values: list[str]) -> list[tuple[str, str]] | None:
+    """Addresses of plain ``Name <a@b>, c@d`` lists; None when the stdlib parser is needed.
+
+    Most address headers are this simple, and the stdlib parser, which walks them one character
+    at a time, costs more than parsing the whole message.
+    """
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        if _ADDRESS_SPECIALS.search(value):
+            return None
+        for piece in value.split(","):
+            if not piece.strip():
+                continue
+            match = _SIMPLE_MAILBOX.fullmatch(piece)
+            if match is None:
+                return None
+            name, angle, bare = match.groups()
+            pairs.append((" ".join(name.split()) if name else "", angle or bare))
+    return pairs
+
+
+def _normalise_msg_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = unfold(value).strip()
+    match = _MSG_ID.search(value)
+    if match:
+        return f"<{match.group(1)}>" if match.group(1) else None
+    bare = _BARE_MSG_ID.search(value)
+    return f"<{bare.group(0)}>" if bare else None
+
+
+def _msg_ids(value: str | None) -> list[str]:
+    if not value:
+        return []
+    value = unfold(value)
+    ids = [f"<{found}>" for found in _MSG_ID.findall(value) if found]
+    if not ids:
+        ids = [f"<{found}>" for found in _BARE_MSG_ID.findall(value)]
+    return ids
+
+
+class ParsedMessage:
+    """A received message: parsed once, lazily, every answer cached.
+
+    Build it with :meth:`from_bytes`. ``origin`` (a file name or mailbox key) only serves to make
+    error texts and defect reports say which message they are about.
+    """
+
+    def __init__(self, raw: bytes, *, origin: str | None = None) -> None:
+        self.raw = raw
+        self.origin = origin
+        self._late_defects: list[str] = []
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, *, origin: str | None = None) -> ParsedMessage:
+        """Wrap message bytes; raises MessageError only when they are not a message at all."""
+        data = raw if isinstance(raw, bytes) else bytes(raw)
+        if data.startswith(b"From "):  # an mbox envelope line is not part of the message
+            newline = data.find(b"\n")
+            data = data[newline + 1 :] if newline >= 0 else b""
+        _check_is_message(data, origin)
+        return cls(data, origin=origin)
+
+    def __repr__(self) -> str:
+        return f"<ParsedMessage {_where(self.origin, self.size)} {self.effective_message_id}>"
+
+    # -- parsing, once ------------------------------------------------------------------------
+
+    @cached_property
+    def _parsed(self) -> tuple[Message, list[str]]:
+        return _parse(self.raw)
+
+    @property
+    def message(self) -> Message:
+        """The underlying compat32 :class:`email.message.Message` (read it, do not change it)."""
+        return self._parsed[0]
+
+    @cached_property
+    def _headers(self) -> dict[str, list[str]]:
+        headers: dict[str, list[str]] = {}
+        for name, value in self.message.raw_items():
+            headers.setdefault(name.strip().lower(), []).append(value)
+        return headers
+
+    @cached_property
+    def _structure(self) -> _Structure:
+        return _walk(self.message)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    @cached_property
+    def _linesep(self) -> str:
+        first = self.raw.find(b"\n")
+        return "\r\n" if first > 0 and self.raw[first - 1 : first] == b"\r" else "\n"
+
+    @property
+    def defects(self) -> list[str]:
+        """Parse problems found in the message, as readable texts (empty for clean MIME)."""
+        return [*self._parsed[1], *self._structure.defects, *self._late_defects]
+
+    # -- headers ------------------------------------------------------------------------------
+
+    def header(self, name: str) -> str | None:
+        """The first ``name`` header, unfolded and RFC 2047 decoded; None when absent."""
+        values = self._headers.get(name.lower())
+        if not values:
+            return None
+        return decode_header_text(values[0])
+
+    def header_all(self, name: str) -> list[str]:
+        """Every ``name`` header, decoded, in message order."""
+        return [decode_header_text(value) for value in self._headers.get(name.lower(), [])]
+
+    def has_header(self, name: str) -> bool:
+        return name.lower() in self._headers
+
+    def raw_header(self, name: str) -> str | None:
+        """The first ``name`` header unfolded but not RFC 2047 decoded (8-bit bytes as text)."""
+        values = self._headers.get(name.lower())
+        if not values:
+            return None
+        return text_from_raw_header(unfold(values[0])).strip()
+
+    @cached_property
+    def subject(self) -> str:
+        return self.header("Subject") or ""
+
+    @cached_property
+    def message_id(self) -> str | None:
+        """The Message-ID as ``<id>``, or None when missing or empty."""
+        return _normalise_msg_id(self.raw_header("Message-ID"))
+
+    def headers_for_hash(self) -> bytes:
+        """The canonical headers behind the synthetic Message-ID.
+
+        Whitespace is collapsed so that a transport re-folding long header lines does not change
+        the identity of the message.
+        """
+        lines = []
+        for name in _HASHED_HEADERS:
+            values = self._headers.get(name, [])
+            value = " ".join(_WHITESPACE.sub(" ", unfold(v)).strip() for v in values)
+            lines.append(f"{name}:{value}")
+        return "\n".join(lines).encode("utf-8", "surrogateescape")
+
+    def body_for_hash(self) -> bytes:
+        """The body bytes behind the synthetic Message-ID, with line endings made LF.
+
+        POP3 and IMAP deliver CRLF, a Maildir file holds LF: the same message must hash the same.
+        """
+        body = self.raw[_body_offset(self.raw) :]
+        return body.replace(b"\r\n", b"\n")
+
+    @cached_property
+    def synthetic_message_id(self) -> str:
+        """A stable stand-in Message-ID from the canonical headers and the body."""
+        digest = hashlib.sha256(self.headers_for_hash() + b"\n\n" + self.body_for_hash())
+        return f"<{digest.hexdigest()[:40]}@{_SYNTHETIC_DOMAIN}>"
+
+    @property
+    def effective_message_id(self) -> str:
+        return self.message_id or self.synthetic_message_id
+
+    @cached_property
+    def in_reply_to(self) -> str | None:
+        ids = _msg_ids(self.raw_header("In-Reply-To"))
+        return ids[0] if ids else None
+
+    @cached_property
+    def references(self) -> list[str]:
+        return _msg_ids(self.raw_header("References"))
+
+    @cached_property
+    def thread_index(self) -> str | None:
+        value = self.raw_header("Thread-Index")
+        return value or None
+
+    def addresses(self, name: str) -> list[tuple[str, str]]:
+        """``(display name, lower-cased address)`` for every address in every ``name`` header.
+
+        Addresses are split before RFC 2047 decoding, so an encoded comma in a display name cannot
+        split an address in two. Entries without ``@`` (groups, ``<>``, garbage) are dropped.
+        """
+        values = self._headers.get(name.lower())
+        if not values:
+            return []
+        texts = [text_from_raw_header(unfold(value)) for value in values]
+        try:
+            pairs = _simple_addresses(texts)
+            if pairs is None:
+                pairs = email.utils.getaddresses(texts)
+        except RecursionError:  # the stdlib address parser recurses once per bad token
+            pairs = [("", found) for found in _BARE_ADDRESS.findall(" ".join(texts))]
+            self._late_defects.append(
+                f"{name}: address list too malformed to parse; addresses picked out by pattern"
+            )
+        result = []
+        for display, address in pairs:
+            address = address.strip().lower()
+            if "@" not in address:
+                continue
+            result.append((decode_encoded_words(display).strip(), address))
+        return result
+
+    @cached_property
+    def _from(self) -> tuple[str, str] | None:
+        found = self.addresses("From")
+        return found[0] if found else None
+
+    @property
+    def from_address(self) -> str | None:
+        return self._from[1] if self._from else None
+
+    @property
+    def from_name(self) -> str | None:
+        return (self._from[0] or None) if self._from else None
+
+    @cached_property
+    def sender_address(self) -> str | None:
+        found = self.addresses("Sender")
+        return found[0][1] if found else None
+
+    @cached_property
+    def to(self) -> list[tuple[str, str]]:
+        return self.addresses("To")
+
+    @cached_property
+    def cc(self) -> list[tuple[str, str]]:
+        return self.addresses("Cc")
+
+    @cached_property
+    def bcc(self) -> list[tuple[str, str]]:
+        return self.addresses("Bcc")
+
+    @cached_property
+    def date(self) -> datetime | None:
+        """The Date header in UTC; a date without a zone is taken as UTC; None when unusable."""
+        value = self.raw_header("Date")
+        if not value:
+            return None
+        parsed = email.utils.parsedate_tz(value)
+        if parsed is None:
+            return None
+        offset = parsed[9] or 0
+        try:
+            local = datetime(*parsed[:6], tzinfo=timezone(timedelta(seconds=offset)))
+            return local.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
+
+    # -- MIME structure -----------------------------------------------------------------------
+
+    @cached_property
+    def content_type(self) -> str:
+        return self.message.get_content_type()
+
+    @cached_property
+    def content_type_params(self) -> dict[str, str]:
+        """Parameters of the top-level Content-Type (lower-cased names), RFC 2231 collapsed."""
+        params: dict[str, str] = {}
+        for key, value in (self.message.get_params() or [])[1:]:
+            params.setdefault(key.lower(), email.utils.collapse_rfc2231_value(value).strip())
+        return params
+
+    @property
+    def content_types(self) -> list[str]:
+        """Content types of every part, in document order, not looking into attached messages."""
+        return self._structure.content_types
+
+    def parts_text(self, content_type: str, *, include_attached: bool = False) -> Iterator[str]:
+        """Decoded text of each leaf part of ``content_type`` (attached messages not entered).
+
+        Parts marked ``Content-Disposition: attachment`` are left out unless
+        ``include_attached``: a meeting invitation saved as a file is not a meeting request.
+        """
+        for leaf in self._structure.leaves:
+            if leaf.content_type != content_type:
+                continue
+            if not include_attached and leaf.disposition == "attachment":
+                continue
+            if content_type.startswith("message/"):
+                yield _report_text(leaf.part)
+            else:
+                yield _part_text(leaf.part)
+
+    @cached_property
+    def body_text(self) -> str | None:
+        part = self._structure.text_part
+        return _part_text(part) if part is not None else None
+
+    @cached_property
+    def body_html(self) -> str | None:
+        part = self._structure.html_part
+        return _part_text(part) if part is not None else None
+
+    @cached_property
+    def description(self) -> str:
+        """The body as the CRM stores it: the HTML body, else the text body as escaped HTML."""
+        if self.body_html is not None:
+            return self.body_html
+        if self.body_text is not None:
+            return f'<pre style="white-space: pre-wrap">{html.escape(self.body_text)}</pre>'
+        return ""
+
+    @cached_property
+    def attachments(self) -> list[Attachment]:
+        """Every part that is not a body: files, inline images, attached messages, reports."""
+        result = []
+        for index, leaf in enumerate(self._structure.attachments, start=1):
+            part, content_type, disposition = leaf.part, leaf.content_type, leaf.disposition
+            if content_type.startswith("message/"):
+                payload = _attached_message_bytes(part, self._linesep)
+            else:
+                payload = _part_bytes(part)
+            content_id = _content_id(part)
+            result.append(
+                Attachment(
+                    filename=_attachment_filename(part, index, content_type),
+                    content_type=content_type,
+                    payload=payload,
+                    content_id=content_id,
+                    inline=disposition == "inline" or (not disposition and content_id is not None),
+                )
+            )
+        return result
+
+
+__all__ = ["Attachment", "ParsedMessage"]

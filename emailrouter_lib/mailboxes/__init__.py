@@ -1,0 +1,28 @@
+"""Mailbox sources (POP3, IMAP, Maildir, a directory of .eml files) behind one protocol.
+
+``open_source(url)`` turns a mailbox URL into an unopened :class:`MailboxSource`; ``with source:``
+connects and logs in, resolving the password reference only then. See
+:mod:`emailrouter_lib.mailboxes.base` for the URL forms and the protocol.
+"""
+
+from __future__ import annotations
+
+from emailrouter_lib.mailboxes.base import ItemRef, MailboxSource, Owner
+from emailrouter_lib.mailboxes.url import (
+    MailboxURL,
+    local_mailbox_url,
+    open_source,
+    parse_mailbox_url,
+    redact_url,
+)
+
+__all__ = [
+    "ItemRef",
+    "MailboxSource",
+    "MailboxURL",
+    "Owner",
+    "local_mailbox_url",
+    "open_source",
+    "parse_mailbox_url",
+    "redact_url",
+]

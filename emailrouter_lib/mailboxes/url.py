@@ -1,0 +1,255 @@
+"""Mailbox URLs: parse, check, redact, and open the source they name.
+
+The URL is the whole description of a mailbox (see :mod:`emailrouter_lib.mailboxes.base`), so a
+config row, a papermill parameter or a cron line can carry it. It may name a password only by
+reference; a literal one is refused here, before it can be copied into a notebook or a log.
+Parsing never connects: ``open_source`` returns an unopened source, and the password reference is
+resolved only when the source is entered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from emailrouter_lib.errors import MailboxURLError
+from emailrouter_lib.mailboxes.base import MailboxSource, Owner
+from emailrouter_lib.secrets import is_reference
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+NETWORK_SCHEMES = tuple(DEFAULT_PORTS)
+LOCAL_SCHEMES = ("maildir", "eml")
+QUERY_NAMES = ("owner", "forward", "after", "password", "cafile", "timeout", "starttls")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+@dataclass(frozen=True)
+class MailboxURL:
+    """A checked mailbox URL: everything a source needs except the password value."""
+
+    scheme: str
+    user: str | None = None
+    host: str | None = None
+    port: int | None = None
+    folder: str = "INBOX"  # IMAP only
+    path: str | None = None  # maildir / eml only: absolute directory
+    owner: Owner | None = None
+    forward: bool = False
+    after: str = "leave"
+    password_ref: str | None = None
+    ca_file: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    starttls: bool = False
+
+    @property
+    def implicit_tls(self) -> bool:
+        return self.scheme in ("pop3s", "imaps")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.implicit_tls or self.starttls
+
+    @property
+    def endpoint(self) -> str:
+        """``host:port`` as a person would type it (IPv6 in brackets)."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @property
+    def mailbox_id(self) -> str:
+        """The stable, password-free name of the mailbox; the ledger keys its items under it."""
+        if self.scheme in LOCAL_SCHEMES:
+            return f"{self.scheme}://{quote(self.path or '')}"
+        user = quote(self.user or "", safe="")
+        base = f"{self.scheme}://{user}@{self.endpoint}"
+        if self.scheme.startswith("imap"):
+            return f"{base}/{quote(self.folder, safe='/')}"
+        return base
+
+
+def redact_url(url: str) -> str:
+    """*url* with any literal password replaced by ``***``, safe to print or log.
+
+    References (``password=env:NAME``) are kept: they name a secret, they are not one.
+    """
+    try:
+        parts = urlsplit(str(url).strip())
+        netloc = parts.netloc
+        if "@" in netloc:
+            userinfo, _, hostport = netloc.rpartition("@")
+            if ":" in userinfo:
+                netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+        query = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            known = name.lower() in QUERY_NAMES and name.lower() != "password"
+            if not known and not is_reference(value):
+                value = "***"  # a password, or a misspelt parameter that may hold one
+            query.append((name, value))
+        fragment = "***" if parts.fragment else ""
+        return parts._replace(
+            netloc=netloc, query=urlencode(query, safe=":/@"), fragment=fragment
+        ).geturl()
+    except ValueError:
+        return "<unreadable mailbox URL>"
+
+
+def local_mailbox_url(path: str | Path, kind: str = "maildir", **params: str) -> str:
+    """A ``maildir://`` or ``eml://`` URL for a directory, quoting whatever the path contains."""
+    if kind not in LOCAL_SCHEMES:
+        raise MailboxURLError(f"kind must be one of {', '.join(LOCAL_SCHEMES)}, not {kind!r}")
+    url = f"{kind}://{quote(str(Path(path).expanduser().resolve()))}"
+    return f"{url}?{urlencode(params, safe=':/@')}" if params else url
+
+
+def parse_mailbox_url(
+    url: str, *, timeout: float | None = None, ca_file: str | None = None
+) -> MailboxURL:
+    """Check *url* and return its parts; *timeout* / *ca_file* apply when the URL sets none.
+
+    The URL is the per-mailbox setting, the keywords are the run-wide defaults, so the URL wins.
+    """
+    shown = redact_url(url)
+
+    def fail(message: str) -> MailboxURLError:
+        return MailboxURLError(message, mailbox=shown)
+
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        raise fail("malformed URL or port; expected e.g. imaps://user@host:993/INBOX") from None
+    scheme = parts.scheme.lower()
+    if scheme not in NETWORK_SCHEMES + LOCAL_SCHEMES:
+        known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES + LOCAL_SCHEMES)
+        raise fail(f"unknown mailbox type {scheme + '://' if scheme else '(none)'}; use {known}")
+    if parts.password is not None:
+        raise fail(
+            "a password written into the URL is refused (it would end up in notebooks and logs); "
+            "remove it and add ?password=env:NAME, file:PATH or keyring:SERVICE/USER"
+        )
+    if parts.fragment:
+        raise fail("unexpected '#' part in the URL; percent-encode '#' as %23")
+
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        name = name.lower()
+        if name not in QUERY_NAMES:
+            raise fail(f"unknown parameter {name!r}; known: {', '.join(QUERY_NAMES)}")
+        if name in query:
+            raise fail(f"parameter {name!r} is given twice")
+        query[name] = value
+
+    try:
+        owner = Owner.parse(query["owner"]) if query.get("owner") else None
+    except MailboxURLError as exc:
+        raise fail(str(exc)) from None
+    forward = _flag(query.get("forward", ""), "forward", fail)
+    after = _after(query.get("after", "leave"), fail)
+    if scheme in LOCAL_SCHEMES:
+        for name in ("password", "cafile", "starttls", "timeout"):
+            if name in query:
+                raise fail(f"{name}= does not apply to a local {scheme}:// directory")
+        if parts.username or port:
+            raise fail(f"a {scheme}:// URL names a directory: {scheme}:///absolute/path")
+        if parts.hostname not in (None, "", "localhost"):
+            raise fail(f"{scheme}:// must be followed by an absolute path: {scheme}:///path")
+        if not parts.path:
+            raise fail(f"no directory given; expected {scheme}:///absolute/path")
+        path = Path(unquote(parts.path)).expanduser().resolve()
+        return MailboxURL(scheme, path=str(path), owner=owner, forward=forward, after=after)
+
+    if not parts.hostname:
+        raise fail(f"no server host; expected {scheme}://user@host:port")
+    if not parts.username:
+        raise fail(f"no user name; expected {scheme}://USER@{parts.hostname}")
+    password_ref = query.get("password")
+    if not password_ref:
+        raise fail("no password reference; add ?password=env:NAME, file:PATH or keyring:S/U")
+    if not is_reference(password_ref):
+        raise fail(
+            "password= must be a reference (env:NAME, file:PATH or keyring:SERVICE/USER), "
+            "not the password itself"
+        )
+    starttls = _flag(query.get("starttls", ""), "starttls", fail)
+    if starttls and scheme in ("pop3s", "imaps"):
+        raise fail(f"starttls=1 is for {scheme[:-1]}://; {scheme}:// already uses implicit TLS")
+    folder = unquote(parts.path).strip("/")
+    if scheme.startswith("pop3"):
+        if folder:
+            raise fail("POP3 has no folders; remove the path after the port")
+        if after.startswith("move:"):
+            raise fail("POP3 has no folders, so after=move:… cannot work; use delete or leave")
+    seconds = _timeout(query.get("timeout"), timeout, fail)
+    return MailboxURL(
+        scheme,
+        user=unquote(parts.username),
+        host=parts.hostname.lower(),
+        port=port or DEFAULT_PORTS[scheme],
+        folder=folder or "INBOX",
+        owner=owner,
+        forward=forward,
+        after=after,
+        password_ref=password_ref,
+        ca_file=str(Path(query["cafile"]).expanduser()) if query.get("cafile") else ca_file,
+        timeout=seconds,
+        starttls=starttls,
+    )
+
+
+def open_source(
+    url: str, *, timeout: float | None = None, ca_file: str | None = None
+) -> MailboxSource:
+    """The (not yet connected) source for *url*; ``with source:`` connects and logs in."""
+    settings = parse_mailbox_url(url, timeout=timeout, ca_file=ca_file)
+    if settings.scheme.startswith("imap"):
+        from emailrouter_lib.mailboxes.imap import ImapSource
+
+        return ImapSource(settings)
+    if settings.scheme.startswith("pop3"):
+        from emailrouter_lib.mailboxes.pop3 import Pop3Source
+
+        return Pop3Source(settings)
+    if settings.scheme == "maildir":
+        from emailrouter_lib.mailboxes.maildir import MaildirSource
+
+        return MaildirSource(settings)
+    from emailrouter_lib.mailboxes.emldir import EmlDirSource
+
+    return EmlDirSource(settings)
+
+
+def _flag(value: str, name: str, fail) -> bool:
+    value = value.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise fail(f"{name}= must be 1 or 0 (true/false), not {value!r}")
+
+
+def _after(value: str, fail) -> str:
+    verb, sep, folder = value.strip().partition(":")
+    verb = verb.lower()
+    if verb in ("leave", "delete") and not sep:
+        return verb
+    if verb == "move" and folder.strip():
+        return f"move:{folder.strip()}"
+    raise fail(f"after= must be leave, delete or move:FOLDER, not {value!r}")
+
+
+def _timeout(value: str | None, default: float | None, fail) -> float:
+    if value is None:
+        return float(default) if default is not None else DEFAULT_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise fail(f"timeout= must be a number of seconds between 0 and 3600, not {value!r}")
+    return seconds
+
+
+__all__ = ["MailboxURL", "local_mailbox_url", "open_source", "parse_mailbox_url", "redact_url"]

@@ -1,0 +1,112 @@
+"""The files a run leaves behind: ``summary.json``, one CSV per table, and ``report.html``.
+
+These files, not printed cell output, are what tests, cron wrappers and people read after a run
+(papermill may silently trim output; a file is either there or not). Each is written to a temporary
+name and renamed into place, so a crash never leaves a half-written report that looks complete.
+
+CSV cells that start with ``=``, ``+``, ``-``, ``@`` or a tab come from mail (subjects, addresses)
+and would run as formulas when an admin opens the file in Excel; they are written with a leading
+apostrophe, which spreadsheets show as text and hide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emailrouter_lib.reports.html import render_html_report
+
+__all__ = ["write_run_artifacts"]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_run_artifacts(
+    run_dir: Path,
+    *,
+    summary: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    title: str,
+    subtitle: str | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write the run's artifacts into *run_dir* and return them by file name.
+
+    Each table goes to ``<name>.csv`` (so the main table, named ``results``, is ``results.csv``);
+    the keys of the returned dict are the file names: ``summary.json``, ``results.csv``, …,
+    ``report.html``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+
+    summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default)
+    written["summary.json"] = _write(run_dir / "summary.json", summary_text + "\n")
+
+    for name, frame in tables.items():
+        file_name = _unique(f"{_slug(name)}.csv", written)
+        written[file_name] = _write(run_dir / file_name, _defused(frame).to_csv(index=False))
+
+    page = render_html_report(title, summary, tables, subtitle=subtitle, notes=notes)
+    written["report.html"] = _write(run_dir / "report.html", page)
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8", newline="")
+    os.replace(temporary, path)
+    return path
+
+
+def _unique(file_name: str, taken: Mapping[str, Path]) -> str:
+    stem, suffix = file_name.rsplit(".", 1)
+    number = 2
+    while file_name in taken:
+        file_name = f"{stem}_{number}.{suffix}"
+        number += 1
+    return file_name
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name).strip()).strip("._").lower()
+    return slug or "table"
+
+
+def _defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which text cells cannot be mistaken for spreadsheet formulas."""
+    text_columns = [c for c in frame.columns if frame[c].dtype == object or _is_string(frame[c])]
+    if not text_columns:
+        return frame
+    frame = frame.copy()
+    for column in text_columns:
+        frame[column] = frame[column].map(_defuse)
+    return frame
+
+
+def _is_string(series: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(series) and not pd.api.types.is_numeric_dtype(series)
+
+
+def _defuse(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)

@@ -1,0 +1,141 @@
+"""The exactly-once ledger: what has been done with each mailbox item.
+
+A write-ahead record per item, keyed by (mailbox id, item key), moves through three states:
+
+    pending    the outcome is decided and, for ``created``, the activity id chosen; the CRM
+               write may or may not have committed (a crash here is repaired by asking the
+               CRM for that id)
+    committed  the CRM write is durable; the source item may still need deleting or moving
+    done       the source item has been handled; the item is never looked at again
+
+Kept in its own SQLite file beside the CRM, so the same ledger works whatever the CRM backend is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from emailrouter_lib.errors import RoutingError
+
+PENDING, COMMITTED, DONE = "pending", "committed", "done"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_item (
+    mailbox_id  TEXT NOT NULL,
+    item_key    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT,
+    message_id  TEXT,
+    activityid  TEXT,
+    source_action TEXT,
+    run_id      TEXT,
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (mailbox_id, item_key)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    mailbox_id: str
+    item_key: str
+    state: str
+    outcome: str
+    reason: str | None
+    message_id: str | None
+    activityid: str | None
+    source_action: str | None  # what to do with the source item once committed
+
+
+class Ledger:
+    """One SQLite file; every write is one short transaction over a whole batch."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise RoutingError(
+                f"ledger {self.path}: {exc}; check the path is writable, or pass another --ledger"
+            ) from None
+
+    def entries(self, mailbox_id: str) -> dict[str, LedgerEntry]:
+        rows = self._db.execute(
+            "SELECT mailbox_id, item_key, state, outcome, reason, message_id, activityid,"
+            " source_action FROM ledger_item WHERE mailbox_id = ?",
+            (mailbox_id,),
+        )
+        return {row[1]: LedgerEntry(*row) for row in rows}
+
+    def write(self, entries: Sequence[LedgerEntry], run_id: str) -> None:
+        """Insert or replace the entries in one transaction."""
+        if not entries:
+            return
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO ledger_item (mailbox_id, item_key, state, outcome, reason,"
+                " message_id, activityid, source_action, run_id, updated_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (
+                        e.mailbox_id,
+                        e.item_key,
+                        e.state,
+                        e.outcome,
+                        e.reason,
+                        e.message_id,
+                        e.activityid,
+                        e.source_action,
+                        run_id,
+                        now,
+                    )
+                    for e in entries
+                ],
+            )
+
+    def advance(self, mailbox_id: str, keys: Iterable[str], state: str) -> None:
+        keys = list(keys)
+        if not keys:
+            return
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE ledger_item SET state = ?, updated_at = ?"
+                " WHERE mailbox_id = ? AND item_key = ?",
+                [(state, now, mailbox_id, key) for key in keys],
+            )
+
+    def forget(self, mailbox_id: str, keys: Iterable[str]) -> None:
+        """Drop entries whose CRM write never committed, so the items are processed afresh."""
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM ledger_item WHERE mailbox_id = ? AND item_key = ?",
+                [(mailbox_id, key) for key in keys],
+            )
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

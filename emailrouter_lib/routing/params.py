@@ -1,0 +1,83 @@
+"""The parameters of an incoming routing batch, checked once at the door."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.mail.classify import TRACKED_CLASSES
+
+
+@dataclass
+class RoutingParams:
+    mailboxes: list[str]
+    crm: str
+    ledger: str | None = None  # default: beside a SQLite CRM, else .emailrouter/ledger.sqlite
+    quarantine_dir: str | None = None  # default: "quarantine" beside the ledger
+    run_id: str | None = None
+    run_dir: str | None = None
+    tracked_classes: list[str] = field(default_factory=lambda: list(TRACKED_CLASSES))
+    batch_size: int = 200
+    ca_file: str | None = None
+    progress: bool | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | RoutingParams) -> RoutingParams:
+        if isinstance(values, RoutingParams):
+            return values
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise RoutingError(
+                f"unknown routing parameter(s) {', '.join(unknown)};"
+                f" known: {', '.join(sorted(known))}"
+            )
+        data = {k: v for k, v in values.items() if v is not None}
+        if isinstance(data.get("mailboxes"), str):
+            data["mailboxes"] = [data["mailboxes"]]
+        params = cls(**{"mailboxes": [], "crm": "", **data})
+        params.check()
+        return params
+
+    def check(self) -> None:
+        if not self.crm:
+            raise RoutingError(
+                "no CRM given: pass crm='sqlite:///PATH' (or --crm on the command line)"
+            )
+        if not self.mailboxes:
+            raise RoutingError(
+                "no mailbox given: pass at least one mailbox URL, e.g. maildir:///path"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise RoutingError(
+                f"batch_size must be a positive whole number, got {self.batch_size!r}"
+            )
+        if not self.tracked_classes:
+            raise RoutingError("tracked_classes is empty: nothing would ever be routed")
+
+    def ledger_path(self) -> Path:
+        if self.ledger:
+            return Path(self.ledger)
+        if self.crm.startswith("sqlite:///"):
+            crm_path = Path(self.crm.removeprefix("sqlite:///").split("?", 1)[0])
+            return crm_path.with_name(crm_path.stem + ".ledger.sqlite")
+        return Path(".emailrouter") / "ledger.sqlite"
+
+    def quarantine_path(self) -> Path:
+        return (
+            Path(self.quarantine_dir)
+            if self.quarantine_dir
+            else self.ledger_path().parent / "quarantine"
+        )
+
+    def fingerprint(self) -> str:
+        """A hash of what decides the outcome (not where files go), for the run summary."""
+        relevant = {
+            k: v for k, v in asdict(self).items() if k not in ("run_id", "run_dir", "progress")
+        }
+        return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

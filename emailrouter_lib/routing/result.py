@@ -1,0 +1,171 @@
+"""What a routing run produced: one row per message, one report per mailbox, and a summary.
+
+The result renders itself in Jupyter (a summary and the first rows), prints a short summary in a
+terminal, and writes the run's artifacts (summary.json, results.csv, report.html).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+import emailrouter_lib
+
+if TYPE_CHECKING:
+    from emailrouter_lib.routing.decide import Decision
+    from emailrouter_lib.routing.params import RoutingParams
+
+COLUMNS = [
+    "mailbox",
+    "item_key",
+    "message_id",
+    "subject",
+    "sender",
+    "message_class",
+    "outcome",
+    "reason",
+    "activityid",
+    "correlation",
+    "regarding",
+]
+
+
+@dataclass
+class ResultRow:
+    mailbox: str
+    item_key: str
+    message_id: str | None
+    subject: str | None
+    sender: str | None
+    message_class: str | None
+    outcome: str
+    reason: str
+    activityid: str | None
+    correlation: str | None
+    regarding: str | None
+
+    @classmethod
+    def from_decision(cls, mailbox: str, d: Decision) -> ResultRow:
+        return cls(
+            mailbox,
+            d.key,
+            d.message_id,
+            d.subject,
+            d.sender,
+            d.message_class,
+            d.outcome,
+            d.reason,
+            d.activityid,
+            d.correlation,
+            d.regarding,
+        )
+
+
+@dataclass
+class MailboxReport:
+    mailbox: str
+    status: str = "ok"  # ok | error | interrupted
+    error: str | None = None
+    seen: int = 0
+    already_done: int = 0
+    recovered: int = 0  # half-done items finished after an earlier crash
+    resumable: int = 0  # items left for the next run after an interruption
+    seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def count(self, decisions: Sequence[Decision]) -> None:
+        for d in decisions:
+            self.outcomes[d.outcome] = self.outcomes.get(d.outcome, 0) + 1
+
+
+@dataclass
+class RoutingResult:
+    run_id: str
+    params: RoutingParams
+    started: datetime
+    finished: datetime | None = None
+    rows: list[ResultRow] = field(default_factory=list)
+    mailboxes: list[MailboxReport] = field(default_factory=list)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)
+
+    @property
+    def mailbox_table(self) -> pd.DataFrame:
+        rows = [{**asdict(m), "outcomes": json.dumps(m.outcomes)} for m in self.mailboxes]
+        return pd.DataFrame(rows)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.outcome for r in self.rows).most_common())
+
+    @property
+    def ok(self) -> bool:
+        return all(m.status == "ok" for m in self.mailboxes)
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        seconds = (self.finished - self.started).total_seconds() if self.finished else None
+        return {
+            "run_id": self.run_id,
+            "library_version": emailrouter_lib.__version__,
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "seconds": round(seconds, 3) if seconds is not None else None,
+            "parameters_hash": self.params.fingerprint(),
+            "crm": self.params.crm,
+            "messages": len(self.rows),
+            "counts": self.counts,
+            "mailboxes": [
+                {k: v for k, v in asdict(m).items() if k != "outcomes"} | {"outcomes": m.outcomes}
+                for m in self.mailboxes
+            ],
+            "ok": self.ok,
+        }
+
+    def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
+        """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
+        # The renderer sits in the reports layer; the result hands it plain tables.
+        from emailrouter_lib.reports.artifacts import write_run_artifacts
+
+        return write_run_artifacts(
+            Path(run_dir),
+            summary=self.summary,
+            tables={"results": self.table, "mailboxes": self.mailbox_table},
+            title=f"Routing batch {self.run_id}",
+        )
+
+    def __str__(self) -> str:
+        lines = [f"routing run {self.run_id}: {len(self.rows)} message(s)"]
+        lines += [f"  {outcome:<32} {n}" for outcome, n in self.counts.items()]
+        for m in self.mailboxes:
+            state = m.status if m.status == "ok" else f"{m.status}: {m.error}"
+            lines.append(f"  mailbox {m.mailbox}: {state}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        counts = (
+            "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in self.counts.items())
+            or "<li>no new messages</li>"
+        )
+        boxes = "".join(
+            f"<li>{html.escape(m.mailbox)}: {html.escape(m.status)}"
+            + (f" ({html.escape(m.error or '')})" if m.error else "")
+            + "</li>"
+            for m in self.mailboxes
+        )
+        table = self.table
+        preview = table.head(5).to_html(index=False, escape=True, na_rep="")
+        return (
+            f"<h4>Routing run {html.escape(self.run_id)}</h4><ul>{counts}</ul><ul>{boxes}</ul>"
+            f"{preview}<p>showing {min(5, len(table))} of {len(table)} messages</p>"
+        )
