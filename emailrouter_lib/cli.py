@@ -46,7 +46,7 @@ def _crm_init(args: argparse.Namespace) -> int:
 
 
 def _config_validate(args: argparse.Namespace) -> int:
-    from emailrouter_lib.config.validate import main_validate
+    from emailrouter_lib.config import main_validate
 
     return main_validate(args.path)
 

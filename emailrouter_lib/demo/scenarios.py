@@ -32,7 +32,9 @@ _FIRST_DATE = datetime(2024, 3, 8, 9, 0, tzinfo=UTC)
 # Maildir names start with a delivery time; a fixed one keeps the names identical across runs.
 _MAILDIR_EPOCH = 1_709_888_400  # 2024-03-08T09:00:00Z
 MAILDIR_MARK = "emailrouter-demo"
-_DOC_FILE = re.compile(r"(^|[-_.])(notice|readme|license|licence|copying|sources?)\b|\.(md|rst)$", re.I)
+_DOC_FILE = re.compile(
+    r"(^|[-_.])(notice|readme|license|licence|copying|sources?)\b|\.(md|rst)$", re.I
+)
 
 
 @dataclass(frozen=True)

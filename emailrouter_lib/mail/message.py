@@ -297,8 +297,9 @@ def _attachment_filename(part: Message, index: int, content_type: str) -> str:
     if content_type == "message/rfc822":
         payload = part._payload
         inner = payload[0] if isinstance(payload, list) and payload else None
-        subject = inner.get("Subject") if inner is not None else None
-        stem = _safe_filename(decode_header_text(str(subject))) if subject else ""
+        raw_items = inner.raw_items() if inner is not None else ()
+        subject = next((value for key, value in raw_items if key.lower() == "subject"), "")
+        stem = _safe_filename(decode_header_text(subject)) if subject else ""
         return f"{stem or 'attached message'}.eml"
     if content_type.startswith(("message/", "text/")):
         extension = ".txt"
@@ -522,9 +523,9 @@ class ParsedMessage:
                 pairs = email.utils.getaddresses(texts)
         except RecursionError:  # the stdlib address parser recurses once per bad token
             pairs = [("", found) for found in _BARE_ADDRESS.findall(" ".join(texts))]
-            self._late_defects.append(
-                f"{name}: address list too malformed to parse; addresses picked out by pattern"
-            )
+            defect = f"{name}: address list too malformed to parse; addresses picked out by pattern"
+            if defect not in self._late_defects:
+                self._late_defects.append(defect)
         result = []
         for display, address in pairs:
             address = address.strip().lower()

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from emailrouter_lib.crm import open_crm
 from emailrouter_lib.crm.base import CrmBackend, Organization
 from emailrouter_lib.errors import EmailRouterError, MailboxError
-from emailrouter_lib.mailboxes import open_source
+from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
@@ -47,7 +47,7 @@ def run(params: dict | RoutingParams) -> RoutingResult:
     try:
         org = crm.organization()
         for url in p.mailboxes:
-            report = MailboxReport(mailbox=url)
+            report = MailboxReport(mailbox=redact_url(url))  # never a password in a report
             result.mailboxes.append(report)
             started = time.perf_counter()
             try:
@@ -55,7 +55,8 @@ def run(params: dict | RoutingParams) -> RoutingResult:
                 report.mailbox = source.mailbox_id
                 MailboxRun(source, crm, org, ledger, p, run_id, result, report).run()
             except EmailRouterError as exc:
-                report.status, report.error = "error", str(exc)
+                if report.status != "interrupted":  # closing a dropped connection fails too
+                    report.status, report.error = "error", str(exc)
             report.seconds = round(time.perf_counter() - started, 3)
     finally:
         ledger.close()
@@ -90,7 +91,7 @@ class MailboxRun:
         )
         with self.source:
             items = self.source.list_items()
-            entries = self._recover(self.ledger.entries(self.mailbox_id))
+            entries = self._recover(self.ledger.entries(self.mailbox_id), {i.key for i in items})
             todo = [item.key for item in items if item.key not in entries]
             self.report.seen = len(items)
             self.report.already_done = len(items) - len(todo)
@@ -114,8 +115,14 @@ class MailboxRun:
                     bar.update(len(keys))
 
     # -- crash recovery ------------------------------------------------------------------------
-    def _recover(self, entries: dict[str, LedgerEntry]) -> dict[str, LedgerEntry]:
-        """Finish what a killed run left half done; return the entries that still stand."""
+    def _recover(
+        self, entries: dict[str, LedgerEntry], present: set[str]
+    ) -> dict[str, LedgerEntry]:
+        """Finish what a killed run left half done; return the entries that still stand.
+
+        Items the ledger calls done but that are still in the mailbox with a delete or move due
+        (a POP3 session that died before QUIT never commits its DELEs) get their action again.
+        """
         pending = [e for e in entries.values() if e.state == PENDING]
         if pending:
             created = [e for e in pending if e.outcome == "created"]
@@ -136,7 +143,14 @@ class MailboxRun:
                 k: (replace(e, state=COMMITTED) if e.state == PENDING else e)
                 for k, e in entries.items()
             }
-        committed = [e for e in entries.values() if e.state == COMMITTED]
+        committed = [
+            e
+            for e in entries.values()
+            if e.state == COMMITTED
+            or (
+                e.state == DONE and e.item_key in present and e.source_action not in (None, "leave")
+            )
+        ]
         if committed:
             self._apply_source_actions(committed)
             self.ledger.advance(self.mailbox_id, [e.item_key for e in committed], DONE)

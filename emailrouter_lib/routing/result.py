@@ -149,6 +149,10 @@ class RoutingResult:
         lines += [f"  {outcome:<32} {n}" for outcome, n in self.counts.items()]
         for m in self.mailboxes:
             state = m.status if m.status == "ok" else f"{m.status}: {m.error}"
+            if m.recovered:
+                state += f"; finished {m.recovered} item(s) an interrupted run left half done"
+            if m.resumable:
+                state += f"; {m.resumable} item(s) left for the next run"
             lines.append(f"  mailbox {m.mailbox}: {state}")
         return "\n".join(lines)
 
