@@ -23,18 +23,19 @@ if TYPE_CHECKING:
     from emailrouter_lib.routing.decide import Decision
     from emailrouter_lib.routing.params import RoutingParams
 
+# What a reader scans first comes first; identifiers for follow-up come last.
 COLUMNS = [
+    "outcome",
+    "subject",
+    "sender",
+    "reason",
+    "message_class",
+    "correlation",
+    "regarding",
     "mailbox",
     "item_key",
     "message_id",
-    "subject",
-    "sender",
-    "message_class",
-    "outcome",
-    "reason",
     "activityid",
-    "correlation",
-    "regarding",
 ]
 
 
@@ -97,7 +98,7 @@ class RoutingResult:
 
     @property
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)
+        return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)[COLUMNS]
 
     @property
     def mailbox_table(self) -> pd.DataFrame:
