@@ -117,10 +117,13 @@ class BatchDecider:
     # -- pass 2: decide against batched CRM answers ----------------------------------------------
     def decide(self, fetched: Iterable[tuple[str, bytes]]) -> list[Decision]:
         items = [self._prepare(key, raw) for key, raw in fetched]
-        live = [i for i in items if i.decision is None]
-        routable = [i for i in live if is_tracked(i.message_class or "", self.tracked)]
-        for item in live:
-            if item not in routable:
+        routable: list[_Item] = []
+        for item in items:
+            if item.decision is not None:
+                continue
+            if is_tracked(item.message_class or "", self.tracked):
+                routable.append(item)
+            else:
                 item.decision = self._row(item, f"skipped:{item.message_class}", item.class_reason)
 
         ids: set[str] = set()
