@@ -21,8 +21,10 @@ def _route(args: argparse.Namespace) -> int:
     from emailrouter_lib import routing
 
     params = {
-        "mailboxes": args.mailbox,
+        "mailboxes": args.mailbox or [],
         "crm": args.crm,
+        "config": args.config,
+        "config_password": args.config_password,
         "ledger": args.ledger,
         "quarantine_dir": args.quarantine,
         "batch_size": args.batch_size,
@@ -65,9 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     route = commands.add_parser("route", help="run one incoming routing batch")
     route.add_argument(
+        "--config",
+        metavar="PATH",
+        help="a Microsoft.Crm.Tools.EmailAgent.xml: route the POP3 mailboxes its providers list",
+    )
+    route.add_argument(
+        "--config-password",
+        metavar="REF",
+        help="secret reference template for those mailboxes, e.g. env:PW_{local}",
+    )
+    route.add_argument(
         "--mailbox",
         action="append",
-        required=True,
         metavar="URL",
         help="mailbox URL, e.g. imaps://crm@mail.example:993/INBOX?owner=queue:support@example.com&password=env:IMAP_PW",
     )

@@ -160,6 +160,13 @@ class CrmBackend(Protocol):
         """
         ...
 
+    def recipients_by_id(self, ids: Iterable[str]) -> dict[str, Recipient]:
+        """Users and queues by ``systemuserid`` / ``queueid`` (the GUIDs a router config lists).
+
+        Keys are the lower-cased ids that matched; unknown ids are absent.
+        """
+        ...
+
     def parties_by_address(self, addresses: Iterable[str]) -> dict[str, list[Party]]:
         """Every record of PARTY_ENTITIES with that address (any of its email columns), in
         resolution order (systemuser, contact, account, lead, queue). Keys lower-cased."""

@@ -330,6 +330,28 @@ class SqliteCrm:
                     found.setdefault(key, []).append(_recipient(row))
         return found
 
+    def recipients_by_id(self, ids: Iterable[str]) -> dict[str, Recipient]:
+        wanted = list(dict.fromkeys(i.strip().strip("{}").lower() for i in ids if i))
+        found: dict[str, Recipient] = {}
+        for chunk in _chunks(wanted, self._chunk_size(2)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT 'systemuser' AS entity, systemuserid AS id, fullname AS name, "
+                f"internalemailaddress AS address, incomingemailfilteringmethod, "
+                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
+                f"outgoingemaildeliverymethod, isdisabled, autocreatecontactonpromote "
+                f"FROM systemuser WHERE lower(systemuserid) IN ({marks}) "
+                f"UNION ALL "
+                f"SELECT 'queue', queueid, name, emailaddress, incomingemailfilteringmethod, "
+                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
+                f"outgoingemaildeliverymethod, statecode <> 0, 0 "
+                f"FROM queue WHERE lower(queueid) IN ({marks})",
+                [*chunk, *chunk],
+            )
+            for row in rows:
+                found[str(row["id"]).lower()] = _recipient(row)
+        return found
+
     def parties_by_address(self, addresses: Iterable[str]) -> dict[str, list[Party]]:
         wanted = _normalise(addresses)
         folded = {_ascii_lower(a): a for a in wanted}

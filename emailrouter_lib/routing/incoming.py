@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 
 from tqdm.auto import tqdm
 
+from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import open_crm
 from emailrouter_lib.crm.base import CrmBackend, Organization
 from emailrouter_lib.errors import EmailRouterError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
+from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
 from emailrouter_lib.routing.ledger import COMMITTED, DONE, PENDING, Ledger, LedgerEntry
@@ -46,7 +48,20 @@ def run(params: dict | RoutingParams) -> RoutingResult:
     ledger = Ledger(p.ledger_path())
     try:
         org = crm.organization()
-        for url in p.mailboxes:
+        urls = list(p.mailboxes)
+        if p.config:
+            for mailbox in mailboxes_from_config(
+                load_config(p.config), crm, password=p.config_password
+            ):
+                if mailbox.url:
+                    urls.append(mailbox.url)
+                else:
+                    result.mailboxes.append(
+                        MailboxReport(
+                            mailbox=mailbox.label, status="skipped", error=mailbox.skipped
+                        )
+                    )
+        for url in urls:
             report = MailboxReport(mailbox=redact_url(url))  # never a password in a report
             result.mailboxes.append(report)
             started = time.perf_counter()

@@ -17,6 +17,8 @@ from emailrouter_lib.mail.classify import TRACKED_CLASSES
 class RoutingParams:
     mailboxes: list[str]
     crm: str
+    config: str | None = None  # a Microsoft.Crm.Tools.EmailAgent.xml whose providers add mailboxes
+    config_password: str | None = None  # secret reference template for those mailboxes
     ledger: str | None = None  # default: beside a SQLite CRM, else .emailrouter/ledger.sqlite
     quarantine_dir: str | None = None  # default: "quarantine" beside the ledger
     run_id: str | None = None
@@ -49,9 +51,10 @@ class RoutingParams:
             raise RoutingError(
                 "no CRM given: pass crm='sqlite:///PATH' (or --crm on the command line)"
             )
-        if not self.mailboxes:
+        if not self.mailboxes and not self.config:
             raise RoutingError(
-                "no mailbox given: pass at least one mailbox URL, e.g. maildir:///path"
+                "no mailbox given: pass at least one mailbox URL (e.g. maildir:///path)"
+                " or a router configuration file"
             )
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise RoutingError(

@@ -73,7 +73,7 @@ class ResultRow:
 @dataclass
 class MailboxReport:
     mailbox: str
-    status: str = "ok"  # ok | error | interrupted
+    status: str = "ok"  # ok | error | interrupted | skipped
     error: str | None = None
     seen: int = 0
     already_done: int = 0
@@ -111,7 +111,7 @@ class RoutingResult:
 
     @property
     def ok(self) -> bool:
-        return all(m.status == "ok" for m in self.mailboxes)
+        return all(m.status in ("ok", "skipped") for m in self.mailboxes)
 
     @property
     def summary(self) -> dict[str, Any]:
