@@ -14,6 +14,7 @@ elements, skipped message classes) are returned in results, never raised.
     │   ├── MailboxConnectError     the server cannot be reached, or dropped the connection
     │   ├── MailboxAuthError        the server refused the credentials
     │   ├── MailboxTLSError         TLS failed (untrusted certificate, wrong host name)
+    │   ├── MailboxSendError        a message was not accepted (``permanent``: 5xx, else retry)
     │   └── MailboxURLError         a mailbox URL is malformed or names an unknown protocol
     ├── CrmError                    the CRM store failed or holds something unexpected
     │   └── CrmURLError             a CRM URL is malformed or names an unknown backend
@@ -71,6 +72,17 @@ class MailboxTLSError(MailboxError):
     """TLS negotiation or certificate verification failed."""
 
 
+class MailboxSendError(MailboxError):
+    """The server did not accept a message; ``permanent`` (SMTP 5xx) means retrying is useless."""
+
+    def __init__(
+        self, message: str, *, mailbox: str | None = None, permanent: bool, code: int | None = None
+    ):
+        self.permanent = permanent
+        self.code = code
+        super().__init__(message, mailbox=mailbox)
+
+
 class MailboxURLError(MailboxError):
     """A mailbox URL is malformed or names an unsupported protocol."""
 
@@ -96,6 +108,7 @@ __all__ = [
     "MailboxAuthError",
     "MailboxConnectError",
     "MailboxError",
+    "MailboxSendError",
     "MailboxTLSError",
     "MailboxURLError",
     "MessageError",

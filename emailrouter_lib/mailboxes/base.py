@@ -88,3 +88,21 @@ class MailboxSource(Protocol):
     def move(self, keys: Sequence[str], folder: str) -> None:
         """Move these items to *folder*, creating it if needed; MailboxError if unsupported."""
         ...
+
+
+@runtime_checkable
+class MailSender(Protocol):
+    """An open-able outgoing transport (SMTP, a pickup directory, Exchange).
+
+    ``send`` either returns (the server took responsibility for the message) or raises
+    :class:`~emailrouter_lib.errors.MailboxSendError` (``permanent`` or not) or another
+    :class:`~emailrouter_lib.errors.MailboxError` (connection, auth, TLS: all transient for a message).
+    """
+
+    sender_id: str  # stable, password-free, e.g. smtp://crm@127.0.0.1:10587
+
+    def __enter__(self) -> MailSender: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def send(self, message: bytes, *, envelope_from: str, recipients: Sequence[str]) -> None: ...

@@ -90,8 +90,13 @@ def render_html_report(
     subtitle: str | None = None,
     notes: Sequence[str] = (),
     max_rows: int = 20_000,
+    figures: Mapping[str, str] = {},
 ) -> str:
-    """Return a complete HTML document: *summary* as cards and details, then each table.
+    """Return a complete HTML document: *summary* as cards and details, figures, then each table.
+
+    *figures* maps a caption to an ``<img>`` made by
+    :func:`emailrouter_lib.reports.figures.figure_html` (a PNG inlined as a data: URL, so the page
+    stays self-contained).
 
     Numbers (and mappings of numbers, such as outcome counts) in *summary* become cards; other
     values are listed under "Details". Tables longer than *max_rows* are cut, and say so; the
@@ -105,6 +110,8 @@ def render_html_report(
         "</header>",
         _summary_section(summary, notes),
     ]
+    for caption, image in figures.items():
+        body.append(f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>")
     for index, (name, frame) in enumerate(tables.items()):
         body.append(_table_section(name, frame, f"t{index}", max_rows))
     from emailrouter_lib import __version__
