@@ -96,7 +96,7 @@ class MailSender(Protocol):
 
     ``send`` either returns (the server took responsibility for the message) or raises
     :class:`~emailrouter_lib.errors.MailboxSendError` (``permanent`` or not) or another
-    :class:`~emailrouter_lib.errors.MailboxError` (connection, auth, TLS: all transient for a message).
+    :class:`~emailrouter_lib.errors.MailboxError` (connection, auth, TLS: transient for a message).
     """
 
     sender_id: str  # stable, password-free, e.g. smtp://crm@127.0.0.1:10587
