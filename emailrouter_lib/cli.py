@@ -1,9 +1,14 @@
 """The ``emailrouter`` command: thin fronts over the library for cron and the shell.
 
-    emailrouter route --mailbox URL [--mailbox URL ...] --crm URL
+    emailrouter route --mailbox URL [--mailbox URL ...] --crm URL [--outgoing]
+    emailrouter route --crm URL [--transport [ADDRESS=]URL]    (send what is pending)
     emailrouter crm init sqlite:///PATH [--demo] [--force]
     emailrouter config validate PATH
     emailrouter classify [--json] FILE...
+    emailrouter config load-data|test-access|publish ...
+    emailrouter audit ...
+    emailrouter migrate plan|apply|rollback ...
+    emailrouter rules plan|apply|verify|remove ...
 
 Library errors are printed as one line on stderr (exit 2), never as a traceback.
 """
@@ -14,7 +19,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from emailrouter_lib.audit import cli as audit_cli
+from emailrouter_lib.config import cli as config_manager
 from emailrouter_lib.errors import EmailRouterError
+from emailrouter_lib.migration import cli as migration_cli
+from emailrouter_lib.rules import cli as rules_cli
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -31,6 +40,10 @@ def _route(args: argparse.Namespace) -> int:
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
+    if args.outgoing or not (args.mailbox or args.config):
+        # --outgoing adds sending; with --crm alone, sending is all there is to do
+        params["directions"] = (["incoming"] if args.mailbox or args.config else []) + ["outgoing"]
+        params["transports"] = args.transport or []
     result = routing.run(params)
     print(result)
     if args.run_dir:
@@ -65,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    route = commands.add_parser("route", help="run one incoming routing batch")
+    route = commands.add_parser(
+        "route", help="run one routing batch: incoming mailboxes, outgoing CRM email"
+    )
     route.add_argument(
         "--config",
         metavar="PATH",
@@ -94,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument(
         "--run-dir", metavar="DIR", help="write summary.json, results.csv and report.html here"
     )
+    route.add_argument(
+        "--outgoing",
+        action="store_true",
+        help="also send the CRM's Pending Send emails (the default when no --mailbox is given)",
+    )
+    route.add_argument(
+        "--transport",
+        action="append",
+        metavar="[ADDRESS=]URL",
+        help="how to send: smtp://user@host:587?starttls=1&password=env:SMTP_PW, smtps://…, "
+        "pickup:///dir; ADDRESS= for one sender only (default: a pickup folder beside the ledger)",
+    )
     route.add_argument("--batch-size", type=int, default=200)
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
     route.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -116,11 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     validate = config.add_parser("validate", help="check a Microsoft.Crm.Tools.EmailAgent.xml")
     validate.add_argument("path")
     validate.set_defaults(func=_config_validate)
+    config_manager.register(config)
 
     classify = commands.add_parser("classify", help="infer the message class of .eml files")
     classify.add_argument("--json", action="store_true", help="one JSON object per line")
     classify.add_argument("files", nargs="+", metavar="FILE")
     classify.set_defaults(func=_classify)
+
+    # Each flow's own commands live beside it; these modules import their flow lazily.
+    audit_cli.register(commands)
+    migration_cli.register(commands)
+    rules_cli.register(commands)
     return parser
 
 

@@ -87,7 +87,7 @@ def test_local_mailbox_url_round_trips_odd_paths(tmp_path):
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("ews://crm@host?password=env:X", "unknown mailbox type ews://"),
+        ("exchange://crm@host?password=env:X", "unknown mailbox type exchange://"),
         ("imap://host/INBOX?password=env:X", "no user name"),
         ("imap://crm@/INBOX?password=env:X", "no server host"),
         ("imap://crm@host/INBOX", "no password reference"),

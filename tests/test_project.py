@@ -153,7 +153,7 @@ def test_params_files_name_valid_mailbox_and_crm_urls(params_file):
 def test_readme_mailbox_urls_are_valid():
     parse_mailbox_url, _ = url_parsers()
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    urls = re.findall(r"^(?:imaps?|pop3s?|maildir|eml)://\S+$", readme, re.MULTILINE)
+    urls = re.findall(r"^(?:imaps?|pop3s?|ewss?|maildir|eml)://\S+$", readme, re.MULTILINE)
     assert len(urls) >= 4
     for url in urls:
         parse_mailbox_url(url)

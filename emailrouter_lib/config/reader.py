@@ -336,7 +336,9 @@ class _Reader:
             )
             return
         ids: list[str] = getattr(target, spec.attr)
-        if guid in ids:
+        if (
+            f"{spec.attr}:{guid}" in target.lines
+        ):  # the lines map doubles as a set: a relay lists 10k ids
             self.note(
                 "info",
                 "duplicate-id",

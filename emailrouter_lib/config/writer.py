@@ -57,7 +57,8 @@ def _new_file(path: Path) -> XmlFile:
     )
 
 
-def _backup(path: Path) -> Path:
+def backup_file(path: Path) -> Path:
+    """Copy *path* to ``NAME.YYYYmmdd-HHMMSS.bak`` beside it (``-2``, ``-3``… when taken)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = path.with_name(f"{path.name}.{stamp}.bak")
     counter = 1
@@ -66,6 +67,9 @@ def _backup(path: Path) -> Path:
         target = path.with_name(f"{path.name}.{stamp}-{counter}.bak")
     shutil.copy2(path, target)
     return target
+
+
+_backup = backup_file
 
 
 # --- sections -------------------------------------------------------------------------------

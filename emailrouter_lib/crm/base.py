@@ -7,9 +7,9 @@ remote backend can answer a whole routing batch in a few requests.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 # Dataverse option-set values used by the router (reference/email-router.md, dataverse-research.md).
 STATUS_DRAFT, STATUS_COMPLETED, STATUS_SENT, STATUS_RECEIVED = 1, 2, 3, 4
@@ -145,6 +145,89 @@ class NewEmail:
     attachments: list[NewAttachment] = field(default_factory=list)
 
 
+# Smart matching hash types (Dataverse EmailHash.hashtype).
+HASH_SUBJECT, HASH_ADDRESS = 1, 2
+
+
+@dataclass(frozen=True)
+class SendingMailbox:
+    """The user or queue an outgoing email is sent from, with what decides whether we send it."""
+
+    entity: Literal["systemuser", "queue"]
+    id: str
+    name: str
+    emailaddress: str | None
+    outgoingemaildeliverymethod: int = DELIVERY_ROUTER
+    emailrouteraccessapproval: int = APPROVAL_APPROVED
+    isdisabled: bool = False
+    trackingusernumber: int | None = None  # users only: the user number inside tracking tokens
+
+
+@dataclass(frozen=True)
+class OutgoingParty:
+    """A To/Cc/Bcc party of an outgoing email (``partyid`` None when unresolved)."""
+
+    participationtypemask: int
+    addressused: str | None
+    name: str | None = None
+    partyid: str | None = None
+    partyobjecttypecode: str | None = None
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """An outgoing email in Pending Send or Sending, with everything needed to build the message.
+
+    ``sender`` is the sending user or queue (the Sender party, else the owner); None when it
+    resolves to neither. Attachments are read separately (``attachments_by_activity``) so that
+    a batch only loads the bytes it is about to send.
+    """
+
+    activityid: str
+    subject: str
+    description: str
+    mimetype: str | None
+    statuscode: int
+    deliveryattempts: int
+    modifiedon: str  # ISO 8601 UTC; with deliveryattempts it decides when a retry is due
+    trackingtoken: str | None
+    inreplyto: str | None  # Message-ID this email answers, when the CRM recorded one
+    parentactivityid: str | None  # the email this one replies to
+    regardingobjectid: str | None
+    regardingobjecttypecode: str | None
+    ownerid: str | None
+    attemptid: str | None  # the send attempt holding it in Sending
+    sender: SendingMailbox | None
+    parties: tuple[OutgoingParty, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmailStatusChange:
+    """A compare-and-set status write: applied only while the email still has
+    ``expected_statuscode`` (and, when given, ``expected_attemptid``). None leaves a column."""
+
+    activityid: str
+    expected_statuscode: int
+    statuscode: int
+    statecode: int
+    expected_attemptid: str | None = None
+    attemptid: str | None = None  # set when claiming (Sending), cleared otherwise
+    messageid: str | None = None
+    senton: str | None = None
+    deliveryattempts: int | None = None
+    subject: str | None = None
+    trackingtoken: str | None = None
+    error: str | None = None  # the last delivery error; "" clears it
+
+
+@dataclass(frozen=True)
+class EmailHashes:
+    """The smart-matching hashes of one email."""
+
+    subject: tuple[int, ...]
+    addresses: tuple[int, ...]
+
+
 @runtime_checkable
 class CrmBackend(Protocol):
     """What routing needs from a CRM. Addresses are compared case-insensitively."""
@@ -192,4 +275,111 @@ class CrmBackend(Protocol):
         """Create a contact for an unknown sender (when the receiving user asks for it)."""
         ...
 
+    # -- outgoing (reference/email-router.md §4) ---------------------------------------------
+
+    def outgoing_emails(self, statuscodes: Iterable[int], *, limit: int) -> list[OutgoingEmail]:
+        """Outgoing emails (``directioncode`` true) in these statuses, least recently modified
+        first, at most *limit*, each with its sending user/queue and its To/Cc/Bcc parties."""
+        ...
+
+    def attachments_by_activity(self, activityids: Iterable[str]) -> dict[str, list[NewAttachment]]:
+        """The ``activitymimeattachment`` rows of these emails, by ``attachmentnumber``."""
+        ...
+
+    def update_email_status(self, changes: Sequence[EmailStatusChange]) -> set[str]:
+        """Apply compare-and-set status changes; return the ids that changed.
+
+        A change whose email no longer has the expected status (another router took it, a user
+        cancelled it) is skipped, never forced. Dataverse backends use the row's ETag.
+        """
+        ...
+
+    def allocate_tracking_numbers(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        """Reserve the next *n* per-user tracking counters for each ``systemuserid``.
+
+        Counters wrap after ``organization.maximumtrackingnumber`` back to 0; a reserved number
+        is never handed out again before the wrap, even if the email is never sent.
+        """
+        ...
+
+    def emails_by_activity_id(self, activityids: Iterable[str]) -> dict[str, EmailRef]:
+        """Stored emails by ``activityid`` (keys as stored)."""
+        ...
+
+    # -- smart matching (reference/email-router.md §6) --------------------------------------
+
+    def store_email_hashes(self, hashes: Mapping[str, EmailHashes]) -> None:
+        """Replace the smart-matching hashes of these emails (by activity id)."""
+        ...
+
+    def email_hash_candidates(
+        self, address_hashes: Iterable[int], *, limit: int = 200
+    ) -> dict[str, EmailHashes]:
+        """Emails sharing at least one address hash, newest first, with all their hashes."""
+        ...
+
     def close(self) -> None: ...
+
+
+# -- mailbox settings: what migration to server-side synchronization reads and writes ----------
+
+EMAILCONNECTIONCHANNEL_SSS, EMAILCONNECTIONCHANNEL_ROUTER = 0, 1
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """What one create-or-update did to a row.
+
+    ``before`` holds the previous values of exactly the columns that changed (empty when the row
+    was created or nothing changed), so that writing them back undoes the change.
+    """
+
+    id: str
+    action: Literal["created", "updated", "unchanged"]
+    before: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return self.action != "unchanged"
+
+
+@runtime_checkable
+class MailboxSettingsStore(Protocol):
+    """``mailbox`` and ``emailserverprofile`` rows and the organisation's channel switch.
+
+    Rows are plain dicts keyed by Dataverse column names (Booleans as 0/1 or bool; lookups as the
+    referenced id). Writes are create-or-update by a natural key, so applying the same values twice
+    changes nothing the second time.
+    """
+
+    url: str
+
+    def email_server_profiles(self) -> list[dict[str, Any]]:
+        """Every ``emailserverprofile`` row."""
+        ...
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        """Every ``mailbox`` row."""
+        ...
+
+    def save_email_server_profile(self, values: Mapping[str, Any]) -> RowChange:
+        """Create or update the profile whose ``name`` equals ``values["name"]`` (any case),
+        writing only the columns given."""
+        ...
+
+    def save_mailbox(self, values: Mapping[str, Any]) -> RowChange:
+        """Create or update a mailbox by owner: the one whose ``regardingobjectid`` is given, or,
+        without one, the forward mailbox (``isforwardmailbox``) with that ``emailaddress``."""
+        ...
+
+    def delete_email_server_profile(self, emailserverprofileid: str) -> None:
+        """Delete a profile; no error when it is already gone."""
+        ...
+
+    def delete_mailbox(self, mailboxid: str) -> None:
+        """Delete a mailbox; no error when it is already gone."""
+        ...
+
+    def set_email_connection_channel(self, value: int) -> RowChange:
+        """Set ``organization.emailconnectionchannel`` (0 server-side sync, 1 Email Router)."""
+        ...

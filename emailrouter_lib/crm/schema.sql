@@ -258,3 +258,26 @@ CREATE TABLE activitymimeattachment (
     attachmentnumber         INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX activitymimeattachment_objectid ON activitymimeattachment (objectid);
+
+-- (emailrouter) Outgoing email: the send attempt that holds an email in Sending (7), and the text
+-- of the last delivery error (shown for Failed emails). Dataverse has no such columns; a remote
+-- backend keeps them where it can.
+ALTER TABLE email ADD COLUMN emailrouter_attemptid TEXT;
+ALTER TABLE email ADD COLUMN emailrouter_lasterror TEXT;
+CREATE INDEX email_outgoing_queue ON email (statuscode, directioncode, modifiedon);
+
+-- (emailrouter) The per-user counter inside outgoing tracking tokens (CRM:0 001 004 -> 4).
+CREATE TABLE emailrouter_trackingcounter (
+    systemuserid TEXT PRIMARY KEY,
+    lastnumber   INTEGER NOT NULL
+);
+
+-- Smart matching (Dataverse's EmailHash): hashes of an email's subject words (hashtype 1) and of
+-- its unique addresses (hashtype 2).
+CREATE TABLE emailhash (
+    activityid TEXT NOT NULL REFERENCES email (activityid) ON DELETE CASCADE,
+    hashtype   INTEGER NOT NULL,
+    hash       INTEGER NOT NULL
+);
+CREATE INDEX emailhash_hash ON emailhash (hashtype, hash);
+CREATE INDEX emailhash_activityid ON emailhash (activityid);

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,12 +23,25 @@ from emailrouter_lib.crm.base import (
     CORRELATION_CONVERSATIONINDEX,
     CORRELATION_INREPLYTO,
     FILTER_ALL,
+    HASH_ADDRESS,
+    HASH_SUBJECT,
+    PARTICIPATION_BCC,
+    PARTICIPATION_CC,
+    PARTICIPATION_SENDER,
+    PARTICIPATION_TO,
     PARTY_ENTITIES,
+    EmailHashes,
     EmailRef,
+    EmailStatusChange,
+    NewAttachment,
     NewEmail,
     Organization,
+    OutgoingEmail,
+    OutgoingParty,
     Party,
     Recipient,
+    RowChange,
+    SendingMailbox,
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
 from emailrouter_lib.errors import CrmError
@@ -340,12 +353,12 @@ class SqliteCrm:
                 f"internalemailaddress AS address, incomingemailfilteringmethod, "
                 f"emailrouteraccessapproval, incomingemaildeliverymethod, "
                 f"outgoingemaildeliverymethod, isdisabled, autocreatecontactonpromote "
-                f"FROM systemuser WHERE lower(systemuserid) IN ({marks}) "
+                f"FROM systemuser WHERE systemuserid IN ({marks}) "
                 f"UNION ALL "
                 f"SELECT 'queue', queueid, name, emailaddress, incomingemailfilteringmethod, "
                 f"emailrouteraccessapproval, incomingemaildeliverymethod, "
                 f"outgoingemaildeliverymethod, statecode <> 0, 0 "
-                f"FROM queue WHERE lower(queueid) IN ({marks})",
+                f"FROM queue WHERE queueid IN ({marks})",  # ids are stored lower-case
                 [*chunk, *chunk],
             )
             for row in rows:
@@ -502,6 +515,303 @@ class SqliteCrm:
             raise CrmError(f"{self.url}: could not create a contact for {address}: {exc}") from exc
         return Party("contact", contactid, name, address)
 
+    # -- CrmBackend: outgoing -----------------------------------------------------------------
+
+    def outgoing_emails(self, statuscodes: Iterable[int], *, limit: int) -> list[OutgoingEmail]:
+        codes = sorted({int(c) for c in statuscodes})
+        if not codes or limit <= 0:
+            return []
+        rows = self._read(
+            f"SELECT * FROM email WHERE directioncode = 1 AND statuscode IN "
+            f"({','.join('?' * len(codes))}) ORDER BY modifiedon, rowid LIMIT ?",
+            [*codes, int(limit)],
+        )
+        ids = [row["activityid"] for row in rows]
+        parties: dict[str, list[sqlite3.Row]] = {}
+        for chunk in _chunks(ids, self._chunk_size(1)):
+            for party in self._read(
+                f"SELECT * FROM activityparty WHERE activityid IN ({','.join('?' * len(chunk))}) "
+                f"ORDER BY rowid",
+                chunk,
+            ):
+                parties.setdefault(party["activityid"], []).append(party)
+        senders: dict[str, tuple[str, str]] = {}  # activityid -> (entity, id)
+        for row in rows:
+            mine = parties.get(row["activityid"], [])
+            sender = next(
+                (
+                    (p["partyobjecttypecode"], p["partyid"])
+                    for p in mine
+                    if p["participationtypemask"] == PARTICIPATION_SENDER
+                    and p["partyobjecttypecode"] in ("systemuser", "queue")
+                    and p["partyid"]
+                ),
+                None,
+            )
+            if sender is None and row["owneridtype"] in ("systemuser", "queue") and row["ownerid"]:
+                sender = (row["owneridtype"], row["ownerid"])
+            if sender is not None:
+                senders[row["activityid"]] = sender
+        mailboxes = self._sending_mailboxes(set(senders.values()))
+        names = self._party_names(
+            {
+                (p["partyobjecttypecode"], p["partyid"])
+                for found in parties.values()
+                for p in found
+                if p["partyid"] and p["partyobjecttypecode"]
+            }
+        )
+        result = []
+        for row in rows:
+            mine = parties.get(row["activityid"], [])
+            result.append(
+                OutgoingEmail(
+                    activityid=row["activityid"],
+                    subject=row["subject"] or "",
+                    description=row["description"] or "",
+                    mimetype=row["mimetype"],
+                    statuscode=row["statuscode"],
+                    deliveryattempts=row["deliveryattempts"] or 0,
+                    modifiedon=row["modifiedon"],
+                    trackingtoken=row["trackingtoken"],
+                    inreplyto=row["inreplyto"],
+                    parentactivityid=row["parentactivityid"],
+                    regardingobjectid=row["regardingobjectid"],
+                    regardingobjecttypecode=row["regardingobjecttypecode"],
+                    ownerid=row["ownerid"],
+                    attemptid=row["emailrouter_attemptid"],
+                    sender=mailboxes.get(senders.get(row["activityid"], ("", ""))),
+                    parties=tuple(
+                        OutgoingParty(
+                            participationtypemask=p["participationtypemask"],
+                            addressused=p["addressused"],
+                            name=p["unresolvedpartyname"]
+                            or names.get((p["partyobjecttypecode"], p["partyid"])),
+                            partyid=p["partyid"],
+                            partyobjecttypecode=p["partyobjecttypecode"],
+                        )
+                        for p in mine
+                        if p["participationtypemask"]
+                        in (PARTICIPATION_TO, PARTICIPATION_CC, PARTICIPATION_BCC)
+                    ),
+                )
+            )
+        return result
+
+    def _sending_mailboxes(
+        self, keys: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], SendingMailbox]:
+        found: dict[tuple[str, str], SendingMailbox] = {}
+        for entity in ("systemuser", "queue"):
+            ids = sorted(i for e, i in keys if e == entity)
+            for chunk in _chunks(ids, self._chunk_size(1)):
+                marks = ",".join("?" * len(chunk))
+                if entity == "systemuser":
+                    sql = (
+                        "SELECT systemuserid AS id, fullname AS name, internalemailaddress AS "
+                        "address, outgoingemaildeliverymethod, emailrouteraccessapproval, "
+                        f"isdisabled, trackingusernumber FROM systemuser "
+                        f"WHERE systemuserid IN ({marks})"
+                    )
+                else:
+                    sql = (
+                        "SELECT queueid AS id, name, emailaddress AS address, "
+                        "outgoingemaildeliverymethod, emailrouteraccessapproval, "
+                        f"statecode <> 0 AS isdisabled, NULL AS trackingusernumber FROM queue "
+                        f"WHERE queueid IN ({marks})"
+                    )
+                for row in self._read(sql, chunk):
+                    found[(entity, row["id"])] = SendingMailbox(
+                        entity=entity,  # type: ignore[arg-type]
+                        id=row["id"],
+                        name=row["name"] or "",
+                        emailaddress=row["address"],
+                        outgoingemaildeliverymethod=row["outgoingemaildeliverymethod"],
+                        emailrouteraccessapproval=row["emailrouteraccessapproval"],
+                        isdisabled=bool(row["isdisabled"]),
+                        trackingusernumber=row["trackingusernumber"],
+                    )
+        return found
+
+    def _party_names(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        columns = {entity: (idcol, namecol) for entity, idcol, namecol, _ in PARTY_COLUMNS}
+        names: dict[tuple[str, str], str] = {}
+        for entity, (idcol, namecol) in columns.items():
+            ids = sorted(i for e, i in keys if e == entity)
+            for chunk in _chunks(ids, self._chunk_size(1)):
+                rows = self._read(
+                    f"SELECT {idcol} AS id, {namecol} AS name FROM {entity} "
+                    f"WHERE {idcol} IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+                names.update({(entity, row["id"]): row["name"] for row in rows if row["name"]})
+        return names
+
+    def attachments_by_activity(self, activityids: Iterable[str]) -> dict[str, list[NewAttachment]]:
+        ids = list(dict.fromkeys(i for i in activityids if i))
+        found: dict[str, list[NewAttachment]] = {}
+        for chunk in _chunks(ids, self._chunk_size(1)):
+            rows = self._read(
+                f"SELECT objectid, filename, mimetype, body, attachmentcontentid "
+                f"FROM activitymimeattachment WHERE objectid IN ({','.join('?' * len(chunk))}) "
+                f"ORDER BY objectid, attachmentnumber, rowid",
+                chunk,
+            )
+            for row in rows:
+                found.setdefault(row["objectid"], []).append(
+                    NewAttachment(
+                        row["filename"] or "attachment",
+                        row["mimetype"] or "application/octet-stream",
+                        bytes(row["body"] or b""),
+                        row["attachmentcontentid"],
+                    )
+                )
+        return found
+
+    def update_email_status(self, changes: Sequence[EmailStatusChange]) -> set[str]:
+        if not changes:
+            return set()
+        now = utcnow()
+        changed: set[str] = set()
+        try:
+            with self.transaction() as conn:
+                for c in changes:
+                    sets = {
+                        "statuscode": c.statuscode,
+                        "statecode": c.statecode,
+                        "emailrouter_attemptid": c.attemptid,
+                        "modifiedon": now,
+                    }
+                    optional = {
+                        "messageid": c.messageid,
+                        "senton": c.senton,
+                        "deliveryattempts": c.deliveryattempts,
+                        "subject": c.subject,
+                        "trackingtoken": c.trackingtoken,
+                        "emailrouter_lasterror": c.error,
+                    }
+                    sets.update({k: v for k, v in optional.items() if v is not None})
+                    if c.error == "":
+                        sets["emailrouter_lasterror"] = None
+                    where = "activityid = ? AND statuscode = ?"
+                    params: list[Any] = [c.activityid, c.expected_statuscode]
+                    if c.expected_attemptid is not None:
+                        where += " AND emailrouter_attemptid IS ?"
+                        params.append(c.expected_attemptid)
+                    cursor = conn.execute(
+                        f"UPDATE email SET {', '.join(f'{k} = ?' for k in sets)} WHERE {where}",
+                        [*sets.values(), *params],
+                    )
+                    if cursor.rowcount:
+                        changed.add(c.activityid)
+        except sqlite3.Error as exc:
+            raise CrmError(
+                f"{self.url}: could not update the status of {len(changes)} email(s) "
+                f"(first {changes[0].activityid}): {exc}; nothing was written"
+            ) from exc
+        return changed
+
+    def allocate_tracking_numbers(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        wanted = {uid: int(n) for uid, n in counts.items() if uid and int(n) > 0}
+        if not wanted:
+            return {}
+        result: dict[str, list[int]] = {}
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT maximumtrackingnumber FROM organization ORDER BY createdon LIMIT 1"
+            ).fetchone()
+            modulo = max(int(row[0]) if row else 999, 1) + 1
+            for uid, n in wanted.items():
+                found = conn.execute(
+                    "SELECT lastnumber FROM emailrouter_trackingcounter WHERE systemuserid = ?",
+                    (uid,),
+                ).fetchone()
+                if found is None:  # continue after the tokens the CRM already holds for the user
+                    found = (self._highest_counter(conn, uid, modulo),)
+                last = int(found[0])
+                numbers = [(last + k) % modulo for k in range(1, n + 1)]
+                conn.execute(
+                    "INSERT OR REPLACE INTO emailrouter_trackingcounter (systemuserid, lastnumber)"
+                    " VALUES (?, ?)",
+                    (uid, numbers[-1]),
+                )
+                result[uid] = numbers
+        return result
+
+    @staticmethod
+    def _highest_counter(conn: sqlite3.Connection, uid: str, modulo: int) -> int:
+        """The highest counter in this user's stored tokens (0 when none): the counter goes on."""
+        digits = len(str(modulo - 1))
+        highest = 0
+        for (token,) in conn.execute(
+            "SELECT trackingtoken FROM email e JOIN activityparty p ON p.activityid = e.activityid"
+            " WHERE p.participationtypemask = ? AND p.partyid = ? AND e.trackingtoken IS NOT NULL",
+            (PARTICIPATION_SENDER, uid),
+        ):
+            number = token.rsplit(":", 1)[-1]
+            if number[-digits:].isdigit():
+                highest = max(highest, int(number[-digits:]))
+        return highest
+
+    def emails_by_activity_id(self, activityids: Iterable[str]) -> dict[str, EmailRef]:
+        ids = list(dict.fromkeys(i for i in activityids if i))
+        found: dict[str, EmailRef] = {}
+        for chunk in _chunks(ids, self._chunk_size(1)):
+            rows = self._read(
+                f"SELECT {_EMAIL_REF_COLUMNS} FROM email "
+                f"WHERE activityid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update({row["activityid"]: _email_ref(row) for row in rows})
+        return found
+
+    # -- CrmBackend: smart matching -----------------------------------------------------------
+
+    def store_email_hashes(self, hashes: Mapping[str, EmailHashes]) -> None:
+        if not hashes:
+            return
+        rows = [
+            (activityid, kind, value)
+            for activityid, h in hashes.items()
+            for kind, values in ((HASH_SUBJECT, h.subject), (HASH_ADDRESS, h.addresses))
+            for value in values
+        ]
+        try:
+            with self.transaction() as conn:
+                conn.executemany(
+                    "DELETE FROM emailhash WHERE activityid = ?", [(a,) for a in hashes]
+                )
+                conn.executemany(
+                    "INSERT INTO emailhash (activityid, hashtype, hash) VALUES (?, ?, ?)", rows
+                )
+        except sqlite3.Error as exc:
+            raise CrmError(f"{self.url}: could not store smart-matching hashes: {exc}") from exc
+
+    def email_hash_candidates(
+        self, address_hashes: Iterable[int], *, limit: int = 200
+    ) -> dict[str, EmailHashes]:
+        wanted = sorted({int(h) for h in address_hashes})
+        if not wanted:
+            return {}
+        ids: list[str] = []
+        for chunk in _chunks(wanted, self._chunk_size(1)):  # type: ignore[arg-type]
+            rows = self._read(
+                f"SELECT DISTINCT h.activityid FROM emailhash h JOIN email e "
+                f"ON e.activityid = h.activityid WHERE h.hashtype = {HASH_ADDRESS} AND h.hash IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY e.createdon DESC, e.rowid DESC LIMIT ?",
+                [*chunk, int(limit)],
+            )
+            ids += [row[0] for row in rows if row[0] not in ids]
+        found: dict[str, tuple[list[int], list[int]]] = {i: ([], []) for i in ids[:limit]}
+        for chunk in _chunks(list(found), self._chunk_size(1)):
+            for row in self._read(
+                f"SELECT activityid, hashtype, hash FROM emailhash "
+                f"WHERE activityid IN ({','.join('?' * len(chunk))}) ORDER BY rowid",
+                chunk,
+            ):
+                found[row[0]][0 if row[1] == HASH_SUBJECT else 1].append(row[2])
+        return {a: EmailHashes(tuple(s), tuple(h)) for a, (s, h) in found.items()}
+
     # -- helpers for audit, reports and tests (not part of CrmBackend) ------------------------
 
     def email_counts_by_status(self) -> dict[int, int]:
@@ -592,6 +902,132 @@ class SqliteCrm:
         if table not in TABLES:
             raise CrmError(f"{self.url}: unknown table {table!r}; known: {', '.join(TABLES)}")
         return self._read(f"SELECT count(*) FROM {table}")[0][0]
+
+    # -- mailbox settings (MailboxSettingsStore: migration to server-side sync) ---------------
+
+    def email_server_profiles(self) -> list[dict[str, Any]]:
+        return self.rows("emailserverprofile")
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        return self.rows("mailbox")
+
+    def save_email_server_profile(self, values: Mapping[str, Any]) -> RowChange:
+        name = str(values.get("name") or "").strip()
+        if not name:
+            raise CrmError(f"{self.url}: an email server profile needs a name")
+        return self._save(
+            "emailserverprofile",
+            "emailserverprofileid",
+            "SELECT * FROM emailserverprofile WHERE lower(name) = lower(?) ORDER BY rowid LIMIT 1",
+            (name,),
+            values,
+            f"email server profile {name!r}",
+        )
+
+    def save_mailbox(self, values: Mapping[str, Any]) -> RowChange:
+        owner = values.get("regardingobjectid")
+        if owner:
+            sql = (
+                "SELECT * FROM mailbox WHERE lower(regardingobjectid) = lower(?) "
+                "ORDER BY rowid LIMIT 1"
+            )
+            key, what = (str(owner),), f"the mailbox of {owner}"
+        else:
+            address = str(values.get("emailaddress") or "").strip()
+            if not address:
+                raise CrmError(
+                    f"{self.url}: a mailbox needs a regardingobjectid (user or queue) or, for a "
+                    "forward mailbox, an emailaddress"
+                )
+            sql = (
+                "SELECT * FROM mailbox WHERE emailaddress = ? AND isforwardmailbox = 1 "
+                "ORDER BY rowid LIMIT 1"
+            )
+            key, what = (address,), f"forward mailbox {address}"
+        return self._save("mailbox", "mailboxid", sql, key, values, what)
+
+    def delete_email_server_profile(self, emailserverprofileid: str) -> None:
+        self._delete("emailserverprofile", "emailserverprofileid", emailserverprofileid)
+
+    def delete_mailbox(self, mailboxid: str) -> None:
+        self._delete("mailbox", "mailboxid", mailboxid)
+
+    def set_email_connection_channel(self, value: int) -> RowChange:
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT organizationid, emailconnectionchannel FROM organization "
+                "ORDER BY createdon LIMIT 1"
+            ).fetchone()
+            if row is None:
+                raise CrmError(f"{self.url}: the CRM has no organization row")
+            if row["emailconnectionchannel"] == int(value):
+                return RowChange(row["organizationid"], "unchanged")
+            conn.execute(
+                "UPDATE organization SET emailconnectionchannel = ? WHERE organizationid = ?",
+                (int(value), row["organizationid"]),
+            )
+        return RowChange(
+            row["organizationid"],
+            "updated",
+            {"emailconnectionchannel": row["emailconnectionchannel"]},
+        )
+
+    def _columns(self, table: str) -> set[str]:
+        rows = self._read(f"PRAGMA table_info({table})")
+        return {row["name"] for row in rows}
+
+    def _save(
+        self,
+        table: str,
+        id_column: str,
+        find_sql: str,
+        key: Sequence[Any],
+        values: Mapping[str, Any],
+        what: str,
+    ) -> RowChange:
+        """Create-or-update one row: compare column by column, write only what differs."""
+        known = self._columns(table)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise CrmError(f"{self.url}: {what}: {table} has no column(s) {', '.join(unknown)}")
+        wanted = {column: _storable(value) for column, value in values.items()}
+        try:
+            with self.transaction() as conn:
+                row = conn.execute(find_sql, tuple(key)).fetchone()
+                if row is None:
+                    new = {id_column: wanted.get(id_column) or new_id(), "createdon": utcnow()}
+                    new.update({c: v for c, v in wanted.items() if c != id_column})
+                    insert_rows(conn, table, [new])
+                    return RowChange(str(new[id_column]), "created")
+                before = {
+                    column: row[column]
+                    for column, value in wanted.items()
+                    if column != id_column and row[column] != value
+                }
+                if before:
+                    assignments = ", ".join(f"{column} = ?" for column in before)
+                    conn.execute(
+                        f"UPDATE {table} SET {assignments} WHERE {id_column} = ?",
+                        [*(wanted[column] for column in before), row[id_column]],
+                    )
+                    return RowChange(str(row[id_column]), "updated", before)
+                return RowChange(str(row[id_column]), "unchanged")
+        except sqlite3.Error as exc:
+            raise CrmError(
+                f"{self.url}: could not save {what}: {exc}; nothing was written"
+            ) from exc
+
+    def _delete(self, table: str, id_column: str, row_id: str) -> None:
+        try:
+            with self.transaction() as conn:
+                conn.execute(f"DELETE FROM {table} WHERE {id_column} = ?", (row_id,))
+        except sqlite3.Error as exc:
+            raise CrmError(f"{self.url}: could not delete {table} {row_id}: {exc}") from exc
+
+
+def _storable(value: Any) -> Any:
+    """SQLite's spelling of a Dataverse value: Booleans are 0/1."""
+    return int(value) if isinstance(value, bool) else value
 
 
 def _recipient(row: sqlite3.Row) -> Recipient:

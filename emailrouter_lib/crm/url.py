@@ -7,6 +7,13 @@ tools admins already know::
     sqlite:///runs/demo/crm.db  relative as well
     sqlite:////var/lib/crm.db   absolute (three slashes, then "/var/...")
     sqlite:///C:/data/crm.db    absolute on Windows
+
+A Dynamics 365 / Dataverse organisation is reached over its Web API (secrets by reference; all
+options in :mod:`emailrouter_lib.crm.dataverse.settings`)::
+
+    dataverse+https://crm.contoso.local/Contoso?api=v8.2&auth=ntlm&user=CONTOSO%5Csvc&password=env:PW
+    dataverse+https://contoso.crm4.dynamics.com/?auth=client_credentials&tenant=ID&client_id=ID
+        &client_secret=env:CRM_SECRET
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from emailrouter_lib.errors import CrmError, CrmURLError
 
 SUPPORTED_FORMS = (
     "sqlite:///relative/path.db (relative to the working directory), "
-    "sqlite:////absolute/path.db (absolute: three slashes, then the path)"
+    "sqlite:////absolute/path.db (absolute: three slashes, then the path), "
+    "dataverse+https://HOST/ORG?api=v8.2&auth=ntlm&user=...&password=env:NAME (Web API)"
 )
 
 
@@ -57,6 +65,10 @@ def sqlite_path(url: str) -> Path:
 
 def open_crm(url: str) -> CrmBackend:
     """Open the CRM a URL names. The database must exist (see :func:`init_crm`)."""
+    if isinstance(url, str) and url.strip().lower().startswith("dataverse+"):
+        from emailrouter_lib.crm.dataverse import open_dataverse
+
+        return open_dataverse(url)
     path = sqlite_path(url)
     if not path.is_file():
         raise CrmError(

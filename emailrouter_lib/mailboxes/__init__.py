@@ -7,10 +7,11 @@ connects and logs in, resolving the password reference only then. See
 
 from __future__ import annotations
 
-from emailrouter_lib.mailboxes.base import ItemRef, MailboxSource, Owner
+from emailrouter_lib.mailboxes.base import ItemRef, MailboxSource, MailSender, Owner
 from emailrouter_lib.mailboxes.url import (
     MailboxURL,
     local_mailbox_url,
+    open_sender,
     open_source,
     parse_mailbox_url,
     redact_url,
@@ -18,10 +19,12 @@ from emailrouter_lib.mailboxes.url import (
 
 __all__ = [
     "ItemRef",
+    "MailSender",
     "MailboxSource",
     "MailboxURL",
     "Owner",
     "local_mailbox_url",
+    "open_sender",
     "open_source",
     "parse_mailbox_url",
     "redact_url",

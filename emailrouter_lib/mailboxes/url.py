@@ -5,6 +5,18 @@ config row, a papermill parameter or a cron line can carry it. It may name a pas
 reference; a literal one is refused here, before it can be copied into a notebook or a log.
 Parsing never connects: ``open_source`` returns an unopened source, and the password reference is
 resolved only when the source is entered.
+
+Exchange mailboxes over EWS use ``ews://`` (plain HTTP) and ``ewss://`` (HTTPS)::
+
+    ewss://CONTOSO%5Csvc@mail.contoso.com/EWS/Exchange.asmx?mailbox=support@contoso.com
+        &access=impersonation&auth=ntlm&owner=queue:support@contoso.com&password=env:EWS_PASSWORD
+    ewss://CONTOSO%5Csvc@autodiscover?mailbox=support@contoso.com&password=env:EWS_PASSWORD
+    ewss://APP-ID@outlook.office365.com/EWS/Exchange.asmx?auth=oauth&tenant=TENANT-ID
+        &mailbox=support@contoso.com&password=env:EWS_CLIENT_SECRET
+
+The host ``autodiscover`` means "find the endpoint by Autodiscover". The full parameter list
+(access, auth, folder, version, page, chunk, max_wait, connections, tenant, authority) is in
+:mod:`emailrouter_lib.mailboxes.ews_url`.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
-from emailrouter_lib.mailboxes.base import MailboxSource, Owner
+from emailrouter_lib.mailboxes.base import MailboxSource, MailSender, Owner
 from emailrouter_lib.secrets import is_reference
 
 DEFAULT_TIMEOUT = 30.0
@@ -22,6 +34,20 @@ DEFAULT_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 NETWORK_SCHEMES = tuple(DEFAULT_PORTS)
 LOCAL_SCHEMES = ("maildir", "eml")
 QUERY_NAMES = ("owner", "forward", "after", "password", "cafile", "timeout", "starttls")
+_EWS_SCHEMES = ("ews", "ewss")  # parsed by mailboxes/ews_url.py, which owns their parameters
+_EWS_QUERY_NAMES = (
+    "mailbox",
+    "access",
+    "auth",
+    "tenant",
+    "authority",
+    "folder",
+    "version",
+    "page",
+    "chunk",
+    "max_wait",
+    "connections",
+)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -83,8 +109,11 @@ def redact_url(url: str) -> str:
             if ":" in userinfo:
                 netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
         query = []
+        names = (
+            QUERY_NAMES + _EWS_QUERY_NAMES if parts.scheme.lower() in _EWS_SCHEMES else QUERY_NAMES
+        )
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            known = name.lower() in QUERY_NAMES and name.lower() != "password"
+            known = name.lower() in names and name.lower() != "password"
             if not known and not is_reference(value):
                 value = "***"  # a password, or a misspelt parameter that may hold one
             query.append((name, value))
@@ -122,8 +151,12 @@ def parse_mailbox_url(
     except ValueError:
         raise fail("malformed URL or port; expected e.g. imaps://user@host:993/INBOX") from None
     scheme = parts.scheme.lower()
+    if scheme in _EWS_SCHEMES:  # Exchange over EWS: its own parameters (mailboxes/ews_url.py)
+        from emailrouter_lib.mailboxes.ews_url import parse_ews_url
+
+        return parse_ews_url(url, timeout=timeout, ca_file=ca_file)
     if scheme not in NETWORK_SCHEMES + LOCAL_SCHEMES:
-        known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES + LOCAL_SCHEMES)
+        known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES + LOCAL_SCHEMES + _EWS_SCHEMES)
         raise fail(f"unknown mailbox type {scheme + '://' if scheme else '(none)'}; use {known}")
     if parts.password is not None:
         raise fail(
@@ -204,6 +237,10 @@ def open_source(
 ) -> MailboxSource:
     """The (not yet connected) source for *url*; ``with source:`` connects and logs in."""
     settings = parse_mailbox_url(url, timeout=timeout, ca_file=ca_file)
+    if settings.scheme in _EWS_SCHEMES:
+        from emailrouter_lib.mailboxes.ews_source import EwsSource
+
+        return EwsSource(settings)
     if settings.scheme.startswith("imap"):
         from emailrouter_lib.mailboxes.imap import ImapSource
 
@@ -219,6 +256,30 @@ def open_source(
     from emailrouter_lib.mailboxes.emldir import EmlDirSource
 
     return EmlDirSource(settings)
+
+
+SENDER_SCHEMES = ("smtp", "smtps", "pickup")
+
+
+def open_sender(url: str, *, ca_file: str | None = None) -> MailSender:
+    """The (not yet connected) sender for ``smtp://``, ``smtps://`` or ``pickup:///dir``."""
+    scheme = str(url).strip().partition(":")[0].lower()
+    if scheme in _EWS_SCHEMES:  # Exchange: SendAndSaveCopy through a mailbox (ews_sender.py)
+        from emailrouter_lib.mailboxes.ews_sender import EwsSender
+
+        return EwsSender.from_url(url, ca_file=ca_file)
+    if scheme == "pickup":
+        from emailrouter_lib.mailboxes.pickup import PickupSender
+
+        return PickupSender.from_url(url)
+    if scheme in ("smtp", "smtps"):
+        from emailrouter_lib.mailboxes.smtp import SmtpSender, SmtpSettings
+
+        return SmtpSender(SmtpSettings.from_url(url, ca_file=ca_file))
+    raise MailboxURLError(
+        f"unknown sender type {scheme + '://' if scheme else '(none)'}; use smtp://, smtps:// "
+        "or pickup:///dir"
+    )
 
 
 def _flag(value: str, name: str, fail) -> bool:
@@ -252,4 +313,11 @@ def _timeout(value: str | None, default: float | None, fail) -> float:
     return seconds
 
 
-__all__ = ["MailboxURL", "local_mailbox_url", "open_source", "parse_mailbox_url", "redact_url"]
+__all__ = [
+    "MailboxURL",
+    "local_mailbox_url",
+    "open_sender",
+    "open_source",
+    "parse_mailbox_url",
+    "redact_url",
+]

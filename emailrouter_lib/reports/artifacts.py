@@ -35,12 +35,20 @@ def write_run_artifacts(
     title: str,
     subtitle: str | None = None,
     notes: Sequence[str] = (),
+    figures: Mapping[str, str] = {},
+    links: Mapping[str, str] = {},
+    report_summary: Mapping[str, Any] | None = None,
+    max_rows: int = 20_000,
+    workbook: str | None = None,
 ) -> dict[str, Path]:
     """Write the run's artifacts into *run_dir* and return them by file name.
 
     Each table goes to ``<name>.csv`` (so the main table, named ``results``, is ``results.csv``);
     the keys of the returned dict are the file names: ``summary.json``, ``results.csv``, …,
-    ``report.html``.
+    ``report.html``. *workbook* (e.g. ``"report.xlsx"``) adds an Excel file with one sheet per
+    table, linked from the page. *report_summary*, when given, is what the page shows in place of
+    *summary* (``summary.json`` keeps the machine-readable one). *figures*, *links* and
+    *max_rows* are passed to :func:`render_html_report`.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +61,25 @@ def write_run_artifacts(
         file_name = _unique(f"{_slug(name)}.csv", written)
         written[file_name] = _write(run_dir / file_name, _defused(frame).to_csv(index=False))
 
-    page = render_html_report(title, summary, tables, subtitle=subtitle, notes=notes)
+    links = dict(links)
+    if workbook:
+        from emailrouter_lib.reports.excel import write_workbook
+
+        temporary = run_dir / f".{workbook}.tmp.xlsx"
+        write_workbook(temporary, tables)
+        os.replace(temporary, run_dir / workbook)
+        written[workbook] = run_dir / workbook
+        links.setdefault("Every row, in Excel", workbook)
+    page = render_html_report(
+        title,
+        summary if report_summary is None else report_summary,
+        tables,
+        subtitle=subtitle,
+        notes=notes,
+        figures=figures,
+        links=links,
+        max_rows=max_rows,
+    )
     written["report.html"] = _write(run_dir / "report.html", page)
     return written
 

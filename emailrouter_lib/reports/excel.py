@@ -1,4 +1,9 @@
-"""The Excel side of a report: one sheet per table, header frozen, filters on."""
+"""The Excel side of a report: one sheet per table, header frozen, filters on.
+
+Cells come from mail, so they are made safe for a spreadsheet first: text that looks like a formula
+stays text, control characters Excel refuses are dropped, over-long text is cut at Excel's cell
+limit, and times with a zone are written as UTC (Excel has no zones).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.utils import get_column_letter
+
+_MAX_CELL = 32_767  # characters Excel keeps in one cell
 
 _BAD_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
 
@@ -29,6 +37,7 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame]) -> Path
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         for name, frame in tables.items():
             sheet = _sheet_name(name, taken)
+            frame = _spreadsheet_safe(frame)
             frame.to_excel(writer, sheet_name=sheet, index=False)
             ws = writer.sheets[sheet]
             for row in ws.iter_rows(min_row=2):
@@ -43,3 +52,24 @@ def write_workbook(path: str | Path, tables: Mapping[str, pd.DataFrame]) -> Path
                 width = max([len(str(column))] + [len(str(v)) for v in frame[column].head(200)])
                 ws.column_dimensions[get_column_letter(index)].width = min(max(width + 2, 8), 60)
     return path
+
+
+def _spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    for column in frame.columns:
+        series = frame[column]
+        if isinstance(series.dtype, pd.DatetimeTZDtype):
+            frame[column] = series.dt.tz_convert("UTC").dt.tz_localize(None)
+        elif series.dtype == object or pd.api.types.is_string_dtype(series):
+            frame[column] = series.map(_safe_text)
+    return frame
+
+
+def _safe_text(value):
+    if isinstance(value, str):
+        return ILLEGAL_CHARACTERS_RE.sub("", value)[:_MAX_CELL]
+    if getattr(value, "tzinfo", None) is not None and hasattr(value, "astimezone"):
+        from datetime import UTC
+
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value

@@ -91,6 +91,7 @@ def render_html_report(
     notes: Sequence[str] = (),
     max_rows: int = 20_000,
     figures: Mapping[str, str] = {},
+    links: Mapping[str, str] = {},
 ) -> str:
     """Return a complete HTML document: *summary* as cards and details, figures, then each table.
 
@@ -101,6 +102,9 @@ def render_html_report(
     Numbers (and mappings of numbers, such as outcome counts) in *summary* become cards; other
     values are listed under "Details". Tables longer than *max_rows* are cut, and say so; the
     CSV artifacts always hold every row.
+
+    *links* maps a label to a relative path or an http(s)/file URL (a migration plan, the
+    workbook) listed under the summary; anything else (``javascript:``…) is shown as text.
     """
     css = resources.files(__package__).joinpath("report.css").read_text(encoding="utf-8")
     body = [
@@ -109,9 +113,13 @@ def render_html_report(
         f'<p class="subtitle">{_e(subtitle)}</p>' if subtitle else "",
         "</header>",
         _summary_section(summary, notes),
+        _links_section(links),
     ]
-    for caption, image in figures.items():
-        body.append(f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>")
+    if figures:
+        body.append('<section class="figures" aria-label="Plots">')
+        for caption, image in figures.items():
+            body.append(f"<figure>{image}<figcaption>{_e(caption)}</figcaption></figure>")
+        body.append("</section>")
     for index, (name, frame) in enumerate(tables.items()):
         body.append(_table_section(name, frame, f"t{index}", max_rows))
     from emailrouter_lib import __version__
@@ -167,6 +175,28 @@ def _summary_section(summary: Mapping[str, Any], notes: Sequence[str]) -> str:
         parts.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _links_section(links: Mapping[str, str]) -> str:
+    if not links:
+        return ""
+    items = []
+    for label, target in links.items():
+        if _safe_href(str(target)):
+            items.append(f'<li><a href="{_e(target)}">{_e(label)}</a></li>')
+        else:
+            items.append(f"<li>{_e(label)}: {_e(target)}</li>")
+    return f'<nav class="links" aria-label="Related files"><ul>{"".join(items)}</ul></nav>'
+
+
+def _safe_href(target: str) -> bool:
+    """Relative paths and http(s)/file URLs only: never javascript:, data: or the like."""
+    scheme, sep, _ = target.partition(":")
+    if not sep or "/" in scheme or "\\" in scheme:
+        return not target.strip().lower().startswith(("javascript", "data", "vbscript"))
+    if len(scheme) == 1 and scheme.isalpha():  # C:\reports\plan.html
+        return True
+    return scheme.lower() in ("http", "https", "file")
 
 
 def _card(key: Any, value: Any) -> str:
@@ -253,6 +283,9 @@ def _looks_like_ids(column: pd.Series) -> bool:
     texts = [v for v in column.head(200) if isinstance(v, str) and v]
     if not texts:
         return False
+    addresses = sum(1 for v in texts if "@" in v and "://" not in v and " " not in v)
+    if addresses >= 0.5 * len(texts):
+        return False  # e-mail addresses are what people read a mailbox column for
     spaceless = sum(1 for v in texts if not any(ch.isspace() for ch in v))
     lengths = sorted(len(v) for v in texts)
     return spaceless >= 0.8 * len(texts) and lengths[len(lengths) // 2] >= 16

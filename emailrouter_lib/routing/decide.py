@@ -9,7 +9,7 @@ answers. Outcomes (reference/email-router.md §3): ``created``, ``duplicate``, `
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from emailrouter_lib.crm.base import (
@@ -29,6 +29,7 @@ from emailrouter_lib.mailboxes.base import Owner
 from emailrouter_lib.tracking.correlate import Correlation, correlate
 from emailrouter_lib.tracking.filtering import filter_rule
 from emailrouter_lib.tracking.resolve import resolve_parties
+from emailrouter_lib.tracking.smartmatch import SmartMatcher
 from emailrouter_lib.tracking.threadindex import conversation_hash
 from emailrouter_lib.tracking.tokens import TrackingTokenFormat
 
@@ -76,13 +77,20 @@ class BatchDecider:
         owner: Owner | None,
         is_forward_mailbox: bool,
         tracked_classes: Sequence[str],
+        class_of: Callable[[str], str | None] | None = None,
     ):
         self.crm = crm
+        # A server that knows the message class (EWS ItemClass) is believed over MIME inference;
+        # not for forward mailboxes, where the wrapper's class says nothing about the original.
+        self.class_of = None if is_forward_mailbox else class_of
         self.org = org
         self.owner = owner
         self.is_forward_mailbox = is_forward_mailbox
         self.tracked = tuple(tracked_classes)
         self.tokens = TrackingTokenFormat.from_organization(org)
+        self.smart_matcher = (
+            SmartMatcher(crm, org, self.tokens) if org.enablesmartmatching else None
+        )
         self._owner_recipients: list[Recipient] | None = None
 
     # -- pass 1: parse, unwrap, classify ---------------------------------------------------------
@@ -106,8 +114,12 @@ class BatchDecider:
                     )
                     return item
             item.message = message
-            cls = infer_message_class(message)
-            item.message_class, item.class_reason = cls.name, cls.reason
+            server_class = self.class_of(key) if self.class_of else None
+            if server_class:
+                item.message_class, item.class_reason = server_class, "ItemClass from the server"
+            else:
+                cls = infer_message_class(message)
+                item.message_class, item.class_reason = cls.name, cls.reason
         except MessageError as exc:
             item.decision = Decision(key, "quarantined:unparseable", str(exc), raw=raw)
         except Exception as exc:  # a message must never stop the batch
@@ -208,7 +220,12 @@ class BatchDecider:
             )
             return self._row(item, "filtered:no-crm-recipient", f"{who} is not a CRM user or queue")
         correlation = correlate(
-            msg, org=self.org, tokens=self.tokens, by_message_id=known, lookups=self.crm
+            msg,
+            org=self.org,
+            tokens=self.tokens,
+            by_message_id=known,
+            lookups=self.crm,
+            smart_matcher=self.smart_matcher,
         )
         sender_parties = parties.get(msg.from_address or "", [])
         accepted, first_rule = None, None

@@ -32,9 +32,11 @@ from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
 from emailrouter_lib.routing.ledger import COMMITTED, DONE, PENDING, Ledger, LedgerEntry
+from emailrouter_lib.routing.outgoing import run_outgoing
 from emailrouter_lib.routing.params import RoutingParams
 from emailrouter_lib.routing.quarantine import quarantine
 from emailrouter_lib.routing.result import MailboxReport, ResultRow, RoutingResult
+from emailrouter_lib.tracking.smartmatch import store_new_email_hashes
 
 UNDELIVERABLE_FOLDER = "Undeliverable"
 
@@ -48,8 +50,9 @@ def run(params: dict | RoutingParams) -> RoutingResult:
     ledger = Ledger(p.ledger_path())
     try:
         org = crm.organization()
-        urls = list(p.mailboxes)
-        if p.config:
+        incoming = "incoming" in p.directions
+        urls = list(p.mailboxes) if incoming else []
+        if p.config and incoming:
             for mailbox in mailboxes_from_config(
                 load_config(p.config), crm, password=p.config_password
             ):
@@ -73,6 +76,13 @@ def run(params: dict | RoutingParams) -> RoutingResult:
                 if report.status != "interrupted":  # closing a dropped connection fails too
                     report.status, report.error = "error", str(exc)
             report.seconds = round(time.perf_counter() - started, 3)
+        if "outgoing" in p.directions:
+            try:
+                result.outgoing.extend(run_outgoing(crm, org, p, run_id))
+            except EmailRouterError as exc:  # the send ledger is locked or unusable
+                result.mailboxes.append(
+                    MailboxReport(mailbox="outgoing", status="error", error=str(exc))
+                )
     finally:
         ledger.close()
         crm.close()
@@ -103,6 +113,7 @@ class MailboxRun:
             owner=self.source.owner,
             is_forward_mailbox=self.source.is_forward_mailbox,
             tracked_classes=self.params.tracked_classes,
+            class_of=getattr(self.source, "item_class", None),
         )
         with self.source:
             items = self.source.list_items()
@@ -188,6 +199,8 @@ class MailboxRun:
         emails = [d.email for d in decisions if d.email is not None]
         if emails:
             self.crm.create_emails(emails)
+            if self.org.enablesmartmatching:  # so later replies can match these too
+                store_new_email_hashes(self.crm, self.org, emails)
         checkpoint("after-crm-commit")
         acting = [e for e in entries if e.source_action != "leave"]
         if acting:

@@ -27,6 +27,17 @@ class RoutingParams:
     batch_size: int = 200
     ca_file: str | None = None
     progress: bool | None = None
+    # -- outgoing (reference/email-router.md §4) ------------------------------------------------
+    directions: list[str] = field(default_factory=lambda: ["incoming"])  # incoming, outgoing
+    transports: dict[str, str] = field(default_factory=dict)  # sender address or "*" -> URL
+    send_ledger: str | None = None  # default: beside the ledger, <crm>.sendledger.sqlite
+    max_delivery_attempts: int = 10  # MaximumDeliveryAttempts
+    pending_status_delay: float = 300.0  # PendingStatusDelay, seconds before a retry
+    sending_status_delay: float = 1800.0  # SendingStatusDelay, seconds before a stuck send counts
+    tracking_tokens: bool | None = None  # None: when the organisation has a tracking prefix
+    message_id_domain: str | None = None  # None: the domain of the sending user's address
+    uncertain_sends: str = "fail"  # a send a crash left unknown: "fail" (default) or "resend"
+    send_limit: int = 1000  # emails sent per run at most
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | RoutingParams) -> RoutingParams:
@@ -42,6 +53,10 @@ class RoutingParams:
         data = {k: v for k, v in values.items() if v is not None}
         if isinstance(data.get("mailboxes"), str):
             data["mailboxes"] = [data["mailboxes"]]
+        if isinstance(data.get("directions"), str):
+            data["directions"] = [d for d in data["directions"].replace(",", " ").split() if d]
+        if isinstance(data.get("transports"), str | list | tuple):
+            data["transports"] = parse_transports(data["transports"])
         params = cls(**{"mailboxes": [], "crm": "", **data})
         params.check()
         return params
@@ -51,7 +66,16 @@ class RoutingParams:
             raise RoutingError(
                 "no CRM given: pass crm='sqlite:///PATH' (or --crm on the command line)"
             )
-        if not self.mailboxes and not self.config:
+        unknown = sorted(set(self.directions) - {"incoming", "outgoing"})
+        if unknown or not self.directions:
+            raise RoutingError(
+                f"directions must list incoming and/or outgoing, got {self.directions!r}"
+            )
+        if self.uncertain_sends not in ("fail", "resend"):
+            raise RoutingError(
+                f"uncertain_sends must be 'fail' or 'resend', not {self.uncertain_sends!r}"
+            )
+        if "incoming" in self.directions and not self.mailboxes and not self.config:
             raise RoutingError(
                 "no mailbox given: pass at least one mailbox URL (e.g. maildir:///path)"
                 " or a router configuration file"
@@ -71,6 +95,16 @@ class RoutingParams:
             return crm_path.with_name(crm_path.stem + ".ledger.sqlite")
         return Path(".emailrouter") / "ledger.sqlite"
 
+    def send_ledger_path(self) -> Path:
+        if self.send_ledger:
+            return Path(self.send_ledger)
+        ledger = self.ledger_path()
+        return ledger.with_name(ledger.name.replace("ledger", "sendledger", 1))
+
+    def outbox_path(self) -> Path:
+        """The pickup directory used when no transport is configured for a sender."""
+        return self.send_ledger_path().parent / "outbox"
+
     def quarantine_path(self) -> Path:
         return (
             Path(self.quarantine_dir)
@@ -84,3 +118,16 @@ class RoutingParams:
             k: v for k, v in asdict(self).items() if k not in ("run_id", "run_dir", "progress")
         }
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def parse_transports(values: str | list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``ADDRESS=URL`` or ``URL`` (the default, key ``*``) items as a transport mapping."""
+    items = [values] if isinstance(values, str) else list(values)
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, url = str(item).partition("=")
+        if sep and "@" in key and "://" not in key:
+            result[key.strip().lower()] = url.strip()
+        else:
+            result["*"] = str(item).strip()
+    return result

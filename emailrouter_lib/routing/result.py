@@ -21,6 +21,7 @@ import emailrouter_lib
 
 if TYPE_CHECKING:
     from emailrouter_lib.routing.decide import Decision
+    from emailrouter_lib.routing.outgoing import OutgoingRow
     from emailrouter_lib.routing.params import RoutingParams
 
 # What a reader scans first comes first; identifiers for follow-up come last.
@@ -95,6 +96,18 @@ class RoutingResult:
     finished: datetime | None = None
     rows: list[ResultRow] = field(default_factory=list)
     mailboxes: list[MailboxReport] = field(default_factory=list)
+    outgoing: list[OutgoingRow] = field(default_factory=list)  # one row per outgoing email
+
+    @property
+    def outgoing_table(self) -> pd.DataFrame:
+        """The outgoing emails looked at: outcome (sent, retry, failed, ...), reason, ids."""
+        from emailrouter_lib.routing.outgoing import OUTGOING_COLUMNS
+
+        return pd.DataFrame([asdict(r) for r in self.outgoing], columns=OUTGOING_COLUMNS)
+
+    @property
+    def outgoing_counts(self) -> dict[str, int]:
+        return dict(Counter(r.outcome for r in self.outgoing).most_common())
 
     @property
     def table(self) -> pd.DataFrame:
@@ -126,6 +139,7 @@ class RoutingResult:
             "crm": self.params.crm,
             "messages": len(self.rows),
             "counts": self.counts,
+            "outgoing_counts": self.outgoing_counts,
             "mailboxes": [
                 {k: v for k, v in asdict(m).items() if k != "outcomes"} | {"outcomes": m.outcomes}
                 for m in self.mailboxes
@@ -141,13 +155,20 @@ class RoutingResult:
         return write_run_artifacts(
             Path(run_dir),
             summary=self.summary,
-            tables={"results": self.table, "mailboxes": self.mailbox_table},
+            tables={
+                "results": self.table,
+                "mailboxes": self.mailbox_table,
+                **({"outgoing": self.outgoing_table} if self.outgoing else {}),
+            },
             title=f"Routing batch {self.run_id}",
         )
 
     def __str__(self) -> str:
         lines = [f"routing run {self.run_id}: {len(self.rows)} message(s)"]
         lines += [f"  {outcome:<32} {n}" for outcome, n in self.counts.items()]
+        if self.outgoing or "outgoing" in getattr(self.params, "directions", ()):
+            lines.append(f"outgoing: {len(self.outgoing)} email(s)")
+            lines += [f"  {outcome:<32} {n}" for outcome, n in self.outgoing_counts.items()]
         for m in self.mailboxes:
             state = m.status if m.status == "ok" else f"{m.status}: {m.error}"
             if m.recovered:
@@ -170,7 +191,17 @@ class RoutingResult:
         )
         table = self.table
         preview = table.head(5).to_html(index=False, escape=True, na_rep="")
+        outgoing = ""
+        if self.outgoing:
+            sent = "".join(
+                f"<li>{html.escape(k)}: {v}</li>" for k, v in self.outgoing_counts.items()
+            )
+            out = self.outgoing_table.head(5).to_html(index=False, escape=True, na_rep="")
+            outgoing = (
+                f"<h5>Outgoing</h5><ul>{sent}</ul>{out}"
+                f"<p>showing {min(5, len(self.outgoing))} of {len(self.outgoing)} emails</p>"
+            )
         return (
             f"<h4>Routing run {html.escape(self.run_id)}</h4><ul>{counts}</ul><ul>{boxes}</ul>"
-            f"{preview}<p>showing {min(5, len(table))} of {len(table)} messages</p>"
+            f"{preview}<p>showing {min(5, len(table))} of {len(table)} messages</p>{outgoing}"
         )

@@ -1,0 +1,23 @@
+"""Mailbox audit: what an admin looks at before deciding anything.
+
+For every mailbox named by mailbox URLs, router configuration files and the CRM: can we log in
+(Test Access, with the server's error text), what sits in the Inbox over a window by message
+class, tracked or not, the oldest item no routing run has handled, what the CRM says (delivery
+methods, approval, mailbox status) and where it disagrees with the configuration, and how the last
+routing run ended. Mailboxes are probed by a bounded thread pool, each with socket timeouts and a
+time budget; nothing in a mailbox, the CRM or the ledger is changed.
+
+    result = audit.run({"crm": "sqlite:///crm.sqlite", "mailboxes": [...], "since": "30d"})
+    result.write_artifacts(run_dir)     # report.html, audit.xlsx, CSVs, summary.json
+
+Any source ``open_source`` can open is audited the same way (POP3, IMAP, Maildir, .eml
+directories, and EWS once those URLs exist).
+"""
+
+from __future__ import annotations
+
+from emailrouter_lib.audit.params import AuditParams
+from emailrouter_lib.audit.result import AuditResult, AuditRow
+from emailrouter_lib.audit.run import run
+
+__all__ = ["AuditParams", "AuditResult", "AuditRow", "run"]

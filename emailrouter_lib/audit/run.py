@@ -1,0 +1,89 @@
+"""The audit's driver: collect the mailboxes, probe them a few at a time, add the findings."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from emailrouter_lib.audit.crm_view import read_crm
+from emailrouter_lib.audit.findings import find_problems
+from emailrouter_lib.audit.history import LedgerView
+from emailrouter_lib.audit.params import AuditParams
+from emailrouter_lib.audit.probe import ERROR, NOT_CHECKED, SKIPPED, Probe, probe_mailbox
+from emailrouter_lib.audit.result import AuditResult, AuditRow
+from emailrouter_lib.audit.targets import Target, collect_targets
+
+
+def run(params: dict[str, Any] | AuditParams) -> AuditResult:
+    """Audit every mailbox *params* names; a mailbox that fails is a row, never an exception."""
+    p = AuditParams.from_mapping(params)
+    run_id = p.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    since = p.since_datetime()
+    crm = None
+    if p.crm:
+        from emailrouter_lib.crm import open_crm
+
+        crm = open_crm(p.crm)
+    ledger_path = p.ledger_path()
+    ledger = LedgerView(ledger_path)
+    result = AuditResult(
+        run_id=run_id,
+        started=datetime.now(UTC),
+        since=since,
+        tracked_classes=list(p.tracked_classes),
+        crm=crm.url if crm else None,
+        ledger=str(ledger_path) if ledger.available else None,
+        concurrency=p.concurrency,
+        migration_plan=p.migration_plan,
+    )
+    try:
+        view = read_crm(crm)
+        result.limits += view.limits
+        targets, listing = collect_targets(
+            list(p.mailboxes), list(p.config), p.config_password, p.url_template, crm, view
+        )
+
+        def probe(target: Target) -> Probe:
+            if target.invalid:
+                return Probe(state=ERROR, error=target.invalid)
+            if target.skipped or not target.url:
+                state = (
+                    SKIPPED
+                    if any(o.startswith("config") for o in target.origins)
+                    else (NOT_CHECKED)
+                )
+                return Probe(state=state, error=target.skipped)
+            return probe_mailbox(
+                target.url,
+                since=since,
+                tracked_classes=result.tracked_classes,
+                ledger=ledger,
+                timeout=p.timeout,
+                budget=p.mailbox_budget,
+                max_items=p.max_items,
+                ca_file=p.ca_file,
+            )
+
+        show = p.progress if p.progress is not None else None
+        with ThreadPoolExecutor(max_workers=p.concurrency, thread_name_prefix="audit") as pool:
+            probes = pool.map(probe, targets)
+            bar = tqdm(
+                probes,
+                total=len(targets),
+                desc="audit",
+                unit="mailbox",
+                disable=None if show is None else not show,
+            )
+            for target, found in zip(targets, bar, strict=True):
+                result.rows.append(AuditRow(target, found, view.find(target.address)))
+        result.findings = find_problems(targets, listing, view)
+    finally:
+        ledger.close()
+        if crm is not None:
+            crm.close()
+    result.finished = datetime.now(UTC)
+    return result

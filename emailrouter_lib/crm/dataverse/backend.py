@@ -1,0 +1,874 @@
+"""The router's CRM over the Dataverse / Dynamics 365 Web API (OData v4).
+
+Cost per routing batch, whatever its size up to the limits: one ``$batch`` of GETs per lookup
+call (Message-IDs, party addresses, recipients), and one ``$batch`` holding one change set per
+``create_emails`` call (up to ``batch=`` requests, 1000 by default), so routing 1,000 messages
+costs a handful of requests, not thousands.
+
+Writes are safe to repeat. Every record is created with the id the router chose (``activityid``,
+``contactid``), so when a change set is sent again after a timeout and the server answers "a
+record with that key exists", the backend checks that every record of the change set is there and
+counts the change set as committed: nothing lost, nothing twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import requests
+
+from emailrouter_lib.crm.base import (
+    CORRELATION_CONVERSATIONINDEX,
+    CORRELATION_INREPLYTO,
+    FILTER_ALL,
+    PARTY_ENTITIES,
+    STATE_OPEN,
+    STATUS_DRAFT,
+    EmailRef,
+    NewAttachment,
+    NewEmail,
+    Organization,
+    Party,
+    Recipient,
+)
+from emailrouter_lib.crm.conversation import base_conversation_index_hash
+from emailrouter_lib.crm.dataverse.batch import (
+    BatchRequest,
+    BatchResponse,
+    decode_batch,
+    encode_batch,
+)
+from emailrouter_lib.crm.dataverse.odata import (
+    all_of,
+    any_of,
+    chunks,
+    eq,
+    is_in,
+    query_path,
+)
+from emailrouter_lib.crm.dataverse.session import (
+    RETRY_STATUS,
+    DataverseSession,
+    error_for,
+    odata_error,
+    retry_after,
+)
+from emailrouter_lib.crm.dataverse.settings import DataverseSettings, parse_dataverse_url
+from emailrouter_lib.errors import CrmError
+
+# Values per In(...) list: a part of 3 x 200 addresses stays far below the 64 KB a GET inside a
+# $batch may have, and below the URL limits of IIS for the odd plain GET.
+IN_CHUNK = 200
+
+LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
+DUPLICATE_KEY = "0x80040237"  # "Cannot insert duplicate key" / a record with that key exists
+
+ENTITY_SETS = {
+    "account": "accounts",
+    "contact": "contacts",
+    "lead": "leads",
+    "queue": "queues",
+    "systemuser": "systemusers",
+    "email": "emails",
+    "mailbox": "mailboxes",
+    "emailserverprofile": "emailserverprofiles",
+    "organization": "organizations",
+    "incident": "incidents",
+    "opportunity": "opportunities",
+    "team": "teams",
+}
+# The user settings of a systemuser (filtering method, create contacts). The entity-set name is
+# the one Dataverse uses for usersettings; check $metadata of an old org if it differs.
+USER_SETTINGS_SET = "usersettingscollection"
+
+# Every email column of every party entity, in resolution order (reference/email-router.md §3.7).
+PARTY_QUERIES: tuple[tuple[str, str, str, tuple[str, ...], bool], ...] = (
+    # (entity, id column, name column, email columns, only active records)
+    ("systemuser", "systemuserid", "fullname",
+     ("internalemailaddress", "personalemailaddress"), False),
+    ("contact", "contactid", "fullname", ("emailaddress1", "emailaddress2", "emailaddress3"), True),
+    ("account", "accountid", "name", ("emailaddress1", "emailaddress2", "emailaddress3"), True),
+    ("lead", "leadid", "fullname", ("emailaddress1", "emailaddress2", "emailaddress3"), True),
+    ("queue", "queueid", "name", ("emailaddress",), True),
+)  # fmt: skip
+
+EMAIL_REF_SELECT = (
+    "activityid",
+    "messageid",
+    "subject",
+    "trackingtoken",
+    "conversationindex",
+    "_regardingobjectid_value",
+    "directioncode",
+)
+USER_SELECT = (
+    "systemuserid",
+    "fullname",
+    "internalemailaddress",
+    "isdisabled",
+    "emailrouteraccessapproval",
+    "incomingemaildeliverymethod",
+    "outgoingemaildeliverymethod",
+)
+QUEUE_SELECT = (
+    "queueid",
+    "name",
+    "emailaddress",
+    "incomingemailfilteringmethod",
+    "emailrouteraccessapproval",
+    "incomingemaildeliverymethod",
+    "outgoingemaildeliverymethod",
+    "statecode",
+)
+ORGANIZATION_SELECT = (
+    "organizationid",
+    "name",
+    "trackingprefix",
+    "trackingtokenidbase",
+    "trackingtokeniddigits",
+    "maximumtrackingnumber",
+    "emailcorrelationenabled",
+    "enablesmartmatching",
+    "hashfilterkeywords",
+    "hashmaxcount",
+    "hashdeltasubjectcount",
+    "hashminaddresscount",
+    "ignoreinternalemail",
+    "unresolveemailaddressifmultiplematch",
+    "requireapprovalforuseremail",
+    "requireapprovalforqueueemail",
+    "maxuploadfilesize",
+    "emailconnectionchannel",
+)
+# email attributes the Web API documents as read-only; sent unless the URL says readonly=omit.
+READ_ONLY_EMAIL = ("inreplyto", "conversationindex", "correlationmethod", "senton")
+
+
+def entity_set(logical_name: str) -> str:
+    return ENTITY_SETS.get(logical_name, f"{logical_name}s")
+
+
+def open_dataverse(url: str) -> DataverseCrm:
+    """Open the Dataverse organisation a ``dataverse+http(s)://`` URL names (no request yet)."""
+    return DataverseCrm(parse_dataverse_url(url))
+
+
+class DataverseCrm:
+    """A :class:`~emailrouter_lib.crm.base.CrmBackend` over one organisation's Web API."""
+
+    def __init__(
+        self,
+        settings: DataverseSettings,
+        *,
+        http: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.settings = settings
+        self.url = settings.url
+        self.session = DataverseSession(settings, http=http, sleep=sleep)
+        self._mailbox_of: dict[str, str | None] = {}  # accepting user/queue id -> its mailbox
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DataverseCrm({self.settings.base_url!r}, auth={self.settings.auth})"
+
+    def __enter__(self) -> DataverseCrm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.session.close()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Requests sent, retries, throttled answers, timeouts and milliseconds waited."""
+        return dict(self.session.stats)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def _read_headers(self) -> dict[str, str]:
+        return {
+            "Prefer": f"odata.maxpagesize={self.settings.pagesize},"
+            f'odata.include-annotations="{LOOKUP_NAME}"'
+        }
+
+    def _pages(self, first: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a collection answer, following ``@odata.nextLink`` as it is given."""
+        rows = list(first.get("value", []))
+        link = first.get("@odata.nextLink")
+        while link:
+            page = self.session.json("GET", link, headers=self._read_headers(), what="next page")
+            rows += page.get("value", [])
+            link = page.get("@odata.nextLink")
+        return rows
+
+    def _get(self, path: str) -> list[dict[str, Any]]:
+        first = self.session.json("GET", path, headers=self._read_headers())
+        return self._pages(first)
+
+    def _read_many(self, paths: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """Run GET queries as ``$batch`` parts (as many per batch as ``batch=`` allows).
+
+        Parts answered 429/503 (each inner request counts against service protection) and
+        parts a v8.x server never ran (it stops at the first failure) are sent again.
+        """
+        results: list[list[dict[str, Any]] | None] = [None] * len(paths)
+        pending = list(range(len(paths)))
+        rounds = 0
+        while pending:
+            rounds += 1
+            delay = 0.0
+            again: list[int] = []
+            for group in chunks(pending, self.settings.batch):
+                requests_ = [
+                    BatchRequest("GET", self.session.url(paths[i]), headers=self._read_headers())
+                    for i in group
+                ]
+                headers = (
+                    {"Prefer": "odata.continue-on-error"} if self.settings.continue_on_error else {}
+                )
+                answers = self._post_batch(requests_, headers, what=f"$batch of {len(group)} GETs")
+                for position, index in enumerate(group):
+                    answer = answers[position] if position < len(answers) else None
+                    if answer is not None and answer.ok:
+                        results[index] = self._pages(answer.json() or {})
+                    elif answer is None or answer.status in RETRY_STATUS:
+                        again.append(index)
+                        if answer is not None:
+                            delay = max(delay, _part_retry_after(answer))
+                    else:
+                        raise _part_error(answer, f"GET {paths[index].split('?', 1)[0]}")
+            if again and rounds > self.settings.retries:
+                raise CrmError(
+                    f"{self.url}: {len(again)} GET(s) in a $batch were still not answered after "
+                    f"{rounds} rounds; the server is throttling or failing, run the batch later"
+                )
+            if again and delay:
+                self.session.stats["retries"] += 1
+                self.session.stats["waited_ms"] += int(delay * 1000)
+                self.session._sleep(delay)
+            pending = again
+        return [r or [] for r in results]
+
+    def _post_batch(
+        self,
+        items: list[BatchRequest | list[BatchRequest]],
+        headers: dict[str, str],
+        *,
+        what: str,
+    ) -> list[BatchResponse]:
+        answers, _ = self._post_batch_attempts(items, headers, what=what)
+        return answers
+
+    def _post_batch_attempts(
+        self,
+        items: list[BatchRequest | list[BatchRequest]],
+        headers: dict[str, str],
+        *,
+        what: str,
+    ) -> tuple[list[BatchResponse], int]:
+        content_type, body = encode_batch(items)
+        response, attempts = self.session.send(
+            "POST",
+            "$batch",
+            body=body,
+            headers={**headers, "Content-Type": content_type},
+            what=what,
+        )
+        if response.status_code >= 400:
+            raise error_for(response, what, attempts=attempts)
+        try:
+            return decode_batch(
+                response.headers.get("Content-Type", ""), response.content
+            ), attempts
+        except ValueError as exc:
+            raise CrmError(f"{self.url}: {what}: unreadable $batch answer ({exc})") from None
+
+    # -- CrmBackend: lookups -------------------------------------------------------------------
+
+    def organization(self) -> Organization:
+        rows = self._get(query_path("organizations", select=ORGANIZATION_SELECT, top=1))
+        if not rows:
+            raise CrmError(f"{self.url}: the Web API returned no organization row")
+        row = rows[0]
+        values = {name: row.get(name) for name in ORGANIZATION_SELECT}
+        defaults = Organization(organizationid=row["organizationid"], name=row.get("name") or "")
+        return Organization(
+            **{
+                name: (getattr(defaults, name) if value is None else _as(defaults, name, value))
+                for name, value in values.items()
+            }
+        )
+
+    def recipients_by_address(self, addresses: Iterable[str]) -> dict[str, list[Recipient]]:
+        wanted = _normalise(addresses)
+        paths = []
+        for chunk in chunks(wanted, IN_CHUNK):
+            paths.append(
+                query_path(
+                    "systemusers", select=USER_SELECT, filter=is_in("internalemailaddress", chunk)
+                )
+            )
+            paths.append(
+                query_path("queues", select=QUEUE_SELECT, filter=is_in("emailaddress", chunk))
+            )
+        return self._recipients(paths, "address", set(wanted))
+
+    def recipients_by_id(self, ids: Iterable[str]) -> dict[str, Recipient]:
+        wanted = list(dict.fromkeys(i.strip().strip("{}").lower() for i in ids if i))
+        paths = []
+        for chunk in chunks(wanted, IN_CHUNK):
+            paths.append(
+                query_path("systemusers", select=USER_SELECT, filter=is_in("systemuserid", chunk))
+            )
+            paths.append(query_path("queues", select=QUEUE_SELECT, filter=is_in("queueid", chunk)))
+        found = self._recipients(paths, "id", set(wanted))
+        return {key: recipients[0] for key, recipients in found.items()}
+
+    def _recipients(
+        self, paths: list[str], by: str, wanted: set[str]
+    ) -> dict[str, list[Recipient]]:
+        if not paths:
+            return {}
+        answers = self._read_many(paths)
+        users = [row for rows in answers[0::2] for row in rows]
+        queues = [row for rows in answers[1::2] for row in rows]
+        settings = self._user_settings([row["systemuserid"] for row in users])
+        found: dict[str, list[Recipient]] = {}
+        for row in users:
+            filtering, autocreate = settings.get(row["systemuserid"].lower(), (None, False))
+            recipient = Recipient(
+                entity="systemuser",
+                id=row["systemuserid"],
+                name=row.get("fullname") or "",
+                emailaddress=row.get("internalemailaddress"),
+                incomingemailfilteringmethod=FILTER_ALL if filtering is None else int(filtering),
+                emailrouteraccessapproval=int(row.get("emailrouteraccessapproval") or 0),
+                incomingemaildeliverymethod=int(row.get("incomingemaildeliverymethod") or 0),
+                outgoingemaildeliverymethod=int(row.get("outgoingemaildeliverymethod") or 0),
+                isdisabled=bool(row.get("isdisabled")),
+                autocreatecontact=bool(autocreate),
+            )
+            key = recipient.id.lower() if by == "id" else (recipient.emailaddress or "").lower()
+            if key in wanted:
+                found.setdefault(key, []).append(recipient)
+        for row in queues:
+            filtering = row.get("incomingemailfilteringmethod")
+            recipient = Recipient(
+                entity="queue",
+                id=row["queueid"],
+                name=row.get("name") or "",
+                emailaddress=row.get("emailaddress"),
+                incomingemailfilteringmethod=FILTER_ALL if filtering is None else int(filtering),
+                emailrouteraccessapproval=int(row.get("emailrouteraccessapproval") or 0),
+                incomingemaildeliverymethod=int(row.get("incomingemaildeliverymethod") or 0),
+                outgoingemaildeliverymethod=int(row.get("outgoingemaildeliverymethod") or 0),
+                isdisabled=int(row.get("statecode") or 0) != 0,
+                autocreatecontact=False,
+            )
+            key = recipient.id.lower() if by == "id" else (recipient.emailaddress or "").lower()
+            if key in wanted:
+                found.setdefault(key, []).append(recipient)
+        return found
+
+    def _user_settings(self, user_ids: list[str]) -> dict[str, tuple[int | None, bool]]:
+        """Filtering method and "create contacts" of users (they live on usersettings)."""
+        ids = list(dict.fromkeys(user_ids))
+        if not ids:
+            return {}
+        paths = [
+            query_path(
+                USER_SETTINGS_SET,
+                select=(
+                    "systemuserid",
+                    "incomingemailfilteringmethod",
+                    "autocreatecontactonpromote",
+                ),
+                filter=is_in("systemuserid", chunk),
+            )
+            for chunk in chunks(ids, IN_CHUNK)
+        ]
+        rows = [row for rows in self._read_many(paths) for row in rows]
+        return {
+            str(row["systemuserid"]).lower(): (
+                row.get("incomingemailfilteringmethod"),
+                bool(row.get("autocreatecontactonpromote")),
+            )
+            for row in rows
+        }
+
+    def parties_by_address(self, addresses: Iterable[str]) -> dict[str, list[Party]]:
+        wanted = _normalise(addresses)
+        if not wanted:
+            return {}
+        paths: list[tuple[int, str]] = []
+        for chunk in chunks(wanted, IN_CHUNK):
+            for position, (entity, idcol, namecol, columns, active) in enumerate(PARTY_QUERIES):
+                condition = any_of(*(is_in(column, chunk) for column in columns))
+                if active:
+                    condition = all_of(condition, eq("statecode", 0))
+                paths.append(
+                    (
+                        position,
+                        query_path(
+                            entity_set(entity),
+                            select=(idcol, namecol, *columns),
+                            filter=condition,
+                            orderby="createdon asc",
+                        ),
+                    )
+                )
+        answers = self._read_many([path for _, path in paths])
+        keys = set(wanted)
+        hits: dict[str, list[tuple[int, int, int, Party]]] = {}
+        for (position, _), rows in zip(paths, answers, strict=True):
+            entity, idcol, namecol, columns, _ = PARTY_QUERIES[position]
+            for row_number, row in enumerate(rows):
+                for column_number, column in enumerate(columns):
+                    address = row.get(column)
+                    if not address or address.lower() not in keys:
+                        continue
+                    party = Party(entity, row[idcol], row.get(namecol) or "", address)
+                    hits.setdefault(address.lower(), []).append(
+                        (position, row_number, column_number, party)
+                    )
+        order = {entity: i for i, entity in enumerate(PARTY_ENTITIES)}
+        result: dict[str, list[Party]] = {}
+        for key, found in hits.items():
+            found.sort(key=lambda hit: (order[hit[3].entity], hit[1], hit[2]))
+            seen: set[tuple[str, str]] = set()
+            parties = []
+            for *_, party in found:
+                if (party.entity, party.id.lower()) not in seen:
+                    seen.add((party.entity, party.id.lower()))
+                    parties.append(party)
+            result[key] = parties
+        return result
+
+    def emails_by_message_id(self, message_ids: Iterable[str]) -> dict[str, EmailRef]:
+        wanted = list(dict.fromkeys(m for m in message_ids if m))
+        paths = [
+            query_path(
+                "emails",
+                select=EMAIL_REF_SELECT,
+                filter=is_in("messageid", chunk),
+                orderby="createdon desc",
+            )
+            for chunk in chunks(wanted, IN_CHUNK)
+        ]
+        exact = set(wanted)
+        found: dict[str, EmailRef] = {}
+        for rows in self._read_many(paths) if paths else []:
+            for row in rows:
+                # Dataverse compares strings case-insensitively; a Message-ID is exact.
+                if row.get("messageid") in exact:
+                    found[row["messageid"]] = _email_ref(row)
+        return found
+
+    def emails_by_activity_id(self, activityids: Iterable[str]) -> dict[str, EmailRef]:
+        wanted = list(dict.fromkeys(a for a in activityids if a))
+        paths = [
+            query_path("emails", select=EMAIL_REF_SELECT, filter=is_in("activityid", chunk))
+            for chunk in chunks(wanted, IN_CHUNK)
+        ]
+        by_lower = {a.lower(): a for a in wanted}
+        found: dict[str, EmailRef] = {}
+        for rows in self._read_many(paths) if paths else []:
+            for row in rows:
+                key = by_lower.get(str(row["activityid"]).lower())
+                if key is not None:
+                    found[key] = _email_ref(row)
+        return found
+
+    def email_by_tracking_token(self, token: str) -> EmailRef | None:
+        if not token or not token.strip():
+            return None
+        rows = self._get(
+            query_path(
+                "emails",
+                select=EMAIL_REF_SELECT,
+                filter=eq("trackingtoken", token.strip()),
+                orderby="createdon desc",
+                top=1,
+            )
+        )
+        return _email_ref(rows[0]) if rows else None
+
+    def email_by_conversation(self, baseconversationindexhash: int) -> EmailRef | None:
+        rows = self._get(
+            query_path(
+                "emails",
+                select=EMAIL_REF_SELECT,
+                filter=eq("baseconversationindexhash", int(baseconversationindexhash)),
+                orderby="createdon desc",
+                top=1,
+            )
+        )
+        return _email_ref(rows[0]) if rows else None
+
+    def attachments_by_activity(self, activityids: Iterable[str]) -> dict[str, list[NewAttachment]]:
+        wanted = list(dict.fromkeys(a for a in activityids if a))
+        select = (
+            "_objectid_value",
+            "filename",
+            "mimetype",
+            "body",
+            "attachmentcontentid",
+            "attachmentnumber",
+        )
+        paths = [
+            query_path(
+                "activitymimeattachments",
+                select=select,
+                filter=is_in("objectid", chunk),
+                orderby="attachmentnumber asc",
+            )
+            for chunk in chunks(wanted, IN_CHUNK)
+        ]
+        by_lower = {a.lower(): a for a in wanted}
+        found: dict[str, list[NewAttachment]] = {}
+        for rows in self._read_many(paths) if paths else []:
+            for row in rows:
+                key = by_lower.get(str(row.get("_objectid_value")).lower())
+                if key is None:
+                    continue
+                found.setdefault(key, []).append(
+                    NewAttachment(
+                        row.get("filename") or "",
+                        row.get("mimetype") or "application/octet-stream",
+                        base64.b64decode(row.get("body") or ""),
+                        row.get("attachmentcontentid"),
+                    )
+                )
+        return found
+
+    # -- CrmBackend: writes --------------------------------------------------------------------
+
+    def create_emails(self, emails: Sequence[NewEmail]) -> None:
+        """Create the emails, their parties and attachments in ``$batch`` change sets.
+
+        One change set per ``$batch``, as large as ``batch=`` allows, never splitting an email
+        from its attachments. A change set is all or nothing; when one call needs more than one
+        change set (more than ~300 emails with the default limit), an error in a later one leaves
+        the earlier ones committed, and the message says so: the routing ledger's recovery then
+        finds exactly which activities exist.
+        """
+        if not emails:
+            return
+        mailboxes = self._receiving_mailboxes(
+            {e.acceptingentityid for e in emails if e.acceptingentityid}
+        )
+        groups: list[list[tuple[NewEmail, list[BatchRequest]]]] = [[]]
+        size = 0
+        for email in emails:
+            parts = self._email_requests(email, mailboxes.get(email.acceptingentityid or ""))
+            if groups[-1] and size + len(parts) > self.settings.batch:
+                groups.append([])
+                size = 0
+            groups[-1].append((email, parts))
+            size += len(parts)
+        committed = 0
+        for group in groups:
+            self._commit_group(group, committed, len(emails))
+            committed += len(group)
+
+    def _commit_group(
+        self, group: list[tuple[NewEmail, list[BatchRequest]]], committed: int, total: int
+    ) -> None:
+        changeset: list[BatchRequest] = []
+        owner_of: dict[str, NewEmail] = {}
+        for email, parts in group:
+            for request in parts:
+                offset = len(changeset)
+                request.content_id = str(offset + 1)
+                owner_of[request.content_id] = email
+                changeset.append(request)
+        # Requests after the first of an email refer to the created email as $<its Content-ID>.
+        first_id = {id(email): None for email, _ in group}
+        for request in changeset:
+            email = owner_of[request.content_id]
+            if first_id[id(email)] is None:
+                first_id[id(email)] = request.content_id
+            else:
+                _point_at(request, f"${first_id[id(email)]}")
+        what = f"$batch creating {len(group)} email(s)"
+        answers, attempts = self._post_batch_attempts([changeset], {}, what=what)
+        failed = next((a for a in answers if not a.ok), None)
+        if failed is None and len(answers) >= len(changeset):
+            return
+        ids = [email.activityid for email, _ in group]
+        # A change set sent again after a timeout: the first one may have committed.
+        if (
+            failed is not None
+            and attempts > 1
+            and _is_duplicate(failed)
+            and len(self.emails_by_activity_id(ids)) == len(ids)
+        ):
+            return
+        culprit = owner_of.get(failed.content_id or "") if failed else None
+        culprit = culprit or group[0][0]
+        code, message = odata_error(_json_or_none(failed)) if failed else ("", "no answer")
+        earlier = (
+            f"; the {committed} email(s) of earlier change sets of this call were committed"
+            if committed
+            else ""
+        )
+        raise CrmError(
+            f"{self.url}: could not create {len(group)} of {total} email(s): the change set "
+            f"failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) with HTTP "
+            f"{failed.status if failed else '?'} {code} {message[:300]}; nothing of this change "
+            f"set was written{earlier}, the batch can be retried"
+        )
+
+    def _email_requests(self, email: NewEmail, mailboxid: str | None) -> list[BatchRequest]:
+        body = _email_body(email, send_readonly=self.settings.send_readonly)
+        if mailboxid:
+            body["receivingmailboxid@odata.bind"] = f"/mailboxes({mailboxid})"
+        requests_ = [BatchRequest("POST", self.session.url("emails"), body)]
+        if (email.statecode, email.statuscode) != (STATE_OPEN, STATUS_DRAFT):
+            # Create first, then set the state: the documented way (SetState is a PATCH).
+            requests_.append(
+                BatchRequest(
+                    "PATCH", "", {"statecode": email.statecode, "statuscode": email.statuscode}
+                )
+            )
+        for number, attachment in enumerate(email.attachments):
+            values: dict[str, Any] = {
+                "objectid_email@odata.bind": "",
+                "objecttypecode": "email",
+                "filename": attachment.filename,
+                "mimetype": attachment.mimetype,
+                "body": base64.b64encode(attachment.body).decode("ascii"),
+                "attachmentnumber": number,
+            }
+            if attachment.attachmentcontentid:
+                values["attachmentcontentid"] = attachment.attachmentcontentid
+            requests_.append(
+                BatchRequest("POST", self.session.url("activitymimeattachments"), values)
+            )
+        return requests_
+
+    def _receiving_mailboxes(self, accepting: set[str]) -> dict[str, str | None]:
+        """The mailbox of each accepting user or queue (cached: it does not change in a run)."""
+        missing = sorted(a for a in accepting if a not in self._mailbox_of)
+        if missing:
+            paths = [
+                query_path(
+                    "mailboxes",
+                    select=("mailboxid", "_regardingobjectid_value"),
+                    filter=is_in("regardingobjectid", chunk),
+                    orderby="createdon asc",
+                )
+                for chunk in chunks(missing, IN_CHUNK)
+            ]
+            found: dict[str, str] = {}
+            for rows in self._read_many(paths):
+                for row in rows:
+                    found.setdefault(
+                        str(row.get("_regardingobjectid_value")).lower(), row["mailboxid"]
+                    )
+            with self._lock:
+                for key in missing:
+                    self._mailbox_of[key] = found.get(key.lower())
+        return {key: self._mailbox_of.get(key) for key in accepting}
+
+    def create_contact(self, emailaddress: str, fullname: str | None) -> Party:
+        import uuid
+
+        address = emailaddress.strip()
+        name = (fullname or "").strip() or address.split("@", 1)[0]
+        first, _, last = name.rpartition(" ") if " " in name else ("", "", name)
+        contactid = str(uuid.uuid4())
+        body = {
+            "contactid": contactid,
+            "fullname": name,
+            "lastname": last,
+            "emailaddress1": address,
+        }
+        if first:
+            body["firstname"] = first
+        data = json.dumps(body).encode("utf-8")
+        what = f"create a contact for {address}"
+        response, attempts = self.session.send(
+            "POST",
+            "contacts",
+            body=data,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            what=what,
+        )
+        if response.status_code >= 400:
+            exists = attempts > 1 and _is_duplicate_response(response)
+            if not exists:
+                raise error_for(response, what, attempts=attempts)
+        return Party("contact", contactid, name, address)
+
+    # -- not yet over the Web API (outgoing and smart matching) ---------------------------------
+
+    def _not_yet(self, what: str) -> CrmError:
+        return CrmError(
+            f"{self.url}: {what} is not implemented for the Dataverse backend yet; route "
+            f"incoming mail with it, and run outgoing / smart matching against sqlite:/// for now"
+        )
+
+    def outgoing_emails(self, statuscodes: Iterable[int], *, limit: int) -> list[Any]:
+        raise self._not_yet("reading Pending Send emails (outgoing_emails)")
+
+    def update_email_status(self, changes: Sequence[Any]) -> set[str]:
+        raise self._not_yet("updating email status (update_email_status)")
+
+    def allocate_tracking_numbers(self, counts: Any) -> dict[str, list[int]]:
+        raise self._not_yet("allocating tracking numbers (allocate_tracking_numbers)")
+
+    def store_email_hashes(self, hashes: Any) -> None:
+        raise self._not_yet("storing smart-matching hashes (store_email_hashes)")
+
+    def email_hash_candidates(self, address_hashes: Iterable[int], *, limit: int = 200) -> dict:
+        raise self._not_yet("smart-matching candidates (email_hash_candidates)")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _normalise(addresses: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for address in addresses:
+        if address and (key := address.strip().lower()):
+            seen.setdefault(key, None)
+    return list(seen)
+
+
+def _email_ref(row: dict[str, Any]) -> EmailRef:
+    regarding = row.get("_regardingobjectid_value")
+    return EmailRef(
+        activityid=row["activityid"],
+        messageid=row.get("messageid"),
+        subject=row.get("subject"),
+        trackingtoken=row.get("trackingtoken"),
+        conversationindex=row.get("conversationindex"),
+        regardingobjectid=regarding,
+        regardingobjecttypecode=row.get(f"_regardingobjectid_value@{LOOKUP_NAME}")
+        if regarding
+        else None,
+        directioncode=bool(row.get("directioncode")),
+    )
+
+
+def _bind(logical_name: str | None, record_id: str) -> str:
+    return f"/{entity_set(logical_name or '')}({record_id})"
+
+
+def _email_body(email: NewEmail, *, send_readonly: bool) -> dict[str, Any]:
+    hashed = email.baseconversationindexhash
+    if hashed is None:
+        hashed = base_conversation_index_hash(email.conversationindex)
+    body: dict[str, Any] = {
+        "activityid": email.activityid,
+        "subject": email.subject,
+        "description": email.description,
+        "directioncode": bool(email.directioncode),
+        "notifications": email.notifications,
+    }
+    optional = {
+        "sender": email.sender,
+        "torecipients": email.torecipients,
+        "messageid": email.messageid,
+        "trackingtoken": email.trackingtoken,
+        "baseconversationindexhash": hashed,
+        "mimetype": email.mimetype,
+    }
+    if send_readonly:
+        optional.update(
+            inreplyto=email.inreplyto,
+            conversationindex=email.conversationindex,
+            correlationmethod=email.correlationmethod or None,
+            senton=email.senton,
+        )
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if email.regardingobjectid and email.regardingobjecttypecode:
+        body[f"regardingobjectid_{email.regardingobjecttypecode}_email@odata.bind"] = _bind(
+            email.regardingobjecttypecode, email.regardingobjectid
+        )
+    if email.correlatedactivityid:
+        body["correlatedactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
+        if email.correlationmethod in (CORRELATION_INREPLYTO, CORRELATION_CONVERSATIONINDEX):
+            body["parentactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
+    if email.acceptingentityid and email.acceptingentitytypecode:
+        body[f"acceptingentityid_{email.acceptingentitytypecode}@odata.bind"] = _bind(
+            email.acceptingentitytypecode, email.acceptingentityid
+        )
+        if email.acceptingentitytypecode == "systemuser":  # a queue cannot own a record
+            body["ownerid@odata.bind"] = _bind("systemuser", email.acceptingentityid)
+    parties = []
+    for party in email.parties:
+        values: dict[str, Any] = {"participationtypemask": party.participationtypemask}
+        if party.addressused:
+            values["addressused"] = party.addressused
+        if party.unresolvedpartyname:
+            values["unresolvedpartyname"] = party.unresolvedpartyname
+        if party.partyid and party.partyobjecttypecode:
+            values[f"partyid_{party.partyobjecttypecode}@odata.bind"] = _bind(
+                party.partyobjecttypecode, party.partyid
+            )
+        parties.append(values)
+    if parties:
+        body["email_activity_parties"] = parties
+    return body
+
+
+def _point_at(request: BatchRequest, reference: str) -> None:
+    """Aim a follow-up request (state PATCH, attachment POST) at the email created as $n."""
+    if request.method == "PATCH":
+        request.url = reference
+    else:
+        request.body["objectid_email@odata.bind"] = reference
+
+
+def _json_or_none(answer: BatchResponse | None) -> Any:
+    if answer is None:
+        return None
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+def _is_duplicate(answer: BatchResponse) -> bool:
+    code, _ = odata_error(_json_or_none(answer))
+    return answer.status == 412 or code.lower() == DUPLICATE_KEY
+
+
+def _is_duplicate_response(response: requests.Response) -> bool:
+    try:
+        code, _ = odata_error(response.json())
+    except ValueError:
+        code = ""
+    return response.status_code == 412 or code.lower() == DUPLICATE_KEY
+
+
+def _part_retry_after(answer: BatchResponse) -> float:
+    fake = requests.Response()
+    fake.headers.update(answer.headers)
+    return retry_after(fake, default=1.0)
+
+
+def _part_error(answer: BatchResponse, what: str) -> CrmError:
+    return error_for(None, what, status=answer.status, body=_json_or_none(answer))
+
+
+def _as(defaults: Organization, name: str, value: Any) -> Any:
+    current = getattr(defaults, name)
+    if isinstance(current, bool):
+        return bool(value)
+    if isinstance(current, int):
+        return int(value)
+    return value
+
+
+__all__ = ["DataverseCrm", "entity_set", "open_dataverse"]

@@ -1,0 +1,234 @@
+"""``migration.run(params)``: load, plan, schedule and (unless ``dry_run``) apply, in one call.
+
+The notebook, the CLI and the tests all go through here, so each shows the same plan for the
+same files. The result renders itself in Jupyter and writes the migration audit report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emailrouter_lib.config import load_config, load_system_state, system_state_path
+from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.migration.apply import ApplyRecord, apply_plan
+from emailrouter_lib.migration.model import MigrationPlan
+from emailrouter_lib.migration.planner import PlanOptions, RouterInput, build_plan
+from emailrouter_lib.migration.profiles import DEFAULT_PASSWORD_REFERENCE
+from emailrouter_lib.migration.schedule import (
+    BATCH_HOURS,
+    BATCH_SIZE,
+    LOOKBACK_HOURS,
+    ScheduleRow,
+    batches_table,
+    build_schedule,
+    schedule_table,
+)
+
+APPLY_RECORD = "apply-record.json"
+
+DEFAULTS: dict[str, Any] = {
+    "configs": [],
+    "states": None,
+    "crm": None,
+    "dry_run": True,
+    "crm_on_premises": None,
+    "password_reference": DEFAULT_PASSWORD_REFERENCE,
+    "switch_channel": True,
+    "schedule_start": None,
+    "batch_size": BATCH_SIZE,
+    "batch_hours": BATCH_HOURS,
+    "lookback_hours": LOOKBACK_HOURS,
+    "run_dir": None,
+}
+
+
+@dataclass
+class MigrationResult:
+    """A plan, its Test & Enable schedule and, when applied, the apply record."""
+
+    plan: MigrationPlan
+    schedule: list[ScheduleRow] = field(default_factory=list)
+    record: ApplyRecord | None = None
+    dry_run: bool = True
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        counts = dict(self.plan.counts)
+        summary: dict[str, Any] = {
+            "counts": counts,
+            "planned actions": self.plan.actions(),
+            "dry run": self.dry_run,
+            "routers": ", ".join(s.config for s in self.plan.sources),
+            "crm": self.plan.crm or "(none)",
+            "Test & Enable batches": len({r.batch for r in self.schedule}),
+        }
+        if self.record is not None:
+            summary["applied changes"] = self.record.counts
+            summary["apply status"] = self.record.status
+        return summary
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = self.plan.tables()
+        tables["schedule"] = schedule_table(self.schedule)
+        tables["batches"] = batches_table(self.schedule)
+        if self.record is not None:
+            tables["applied"] = pd.DataFrame(
+                [
+                    {
+                        "table": c.table,
+                        "key": c.key,
+                        "action": c.action,
+                        "columns": ", ".join(c.before) if c.action == "updated" else "",
+                        "id": c.id,
+                    }
+                    for c in self.record.changes
+                ],
+                columns=["table", "key", "action", "columns", "id"],
+            )
+        return tables
+
+    def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
+        """The migration audit report: report.html (with a chart), migration.xlsx (a sheet per
+        table), plan.json, summary.json and one CSV per table."""
+        from emailrouter_lib.migration.report import write_audit_report
+
+        return write_audit_report(self, Path(run_dir))
+
+    def chart(self) -> _Html:
+        """The profiles × mailboxes × warnings chart, shown inline in Jupyter."""
+        from emailrouter_lib.migration.report import chart_html
+
+        return _Html(chart_html(self.plan))
+
+    def __str__(self) -> str:
+        lines = [
+            "migration plan: "
+            + ", ".join(f"{n} {name}" for name, n in self.plan.counts.items())
+            + ("  (dry run)" if self.dry_run else "")
+        ]
+        for profile in self.plan.profiles:
+            lines.append(
+                f"  profile {profile.name!r}: servertype {profile.servertype}, "
+                f"{profile.mailbox_count} mailbox(es), {profile.action}"
+            )
+        for item in self.plan.not_migrated:
+            lines.append(f"  not migrated {item.profile!r}: {item.reason}")
+        for warning in self.plan.warnings:
+            lines.append(f"  {warning.severity} [{warning.code}] {warning.message}")
+        if self.record is not None:
+            lines.append(f"  applied: {self.record.counts} ({self.record.status})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from emailrouter_lib.reports.display import result_html
+
+        title = "Migration plan" + (" (dry run)" if self.dry_run else ", applied")
+        return result_html(title, self.summary, self.tables())
+
+
+def load_routers(
+    configs: Sequence[str | Path], states: Sequence[str | Path | None] | None = None
+) -> list[RouterInput]:
+    """Each configuration with its state file: the one given at the same position, else the
+    ``…SystemState.xml`` beside it when there is one."""
+    if not configs:
+        raise ConfigError(
+            "no router configuration given; pass the Microsoft.Crm.Tools.EmailAgent.xml of "
+            "each router (configs=[...] or --config FILE)"
+        )
+    states = list(states or [])
+    if len(states) > len(configs):
+        raise ConfigError(
+            f"{len(states)} state files for {len(configs)} configurations; give at most one per "
+            "configuration, in the same order"
+        )
+    routers = []
+    for index, path in enumerate(configs):
+        given = states[index] if index < len(states) else None
+        state_path = Path(given) if given else system_state_path(path)
+        state = load_system_state(state_path)
+        if given and state is None:
+            raise ConfigError("no such state file; check the path", file=str(state_path))
+        routers.append(RouterInput(load_config(path), state))
+    return routers
+
+
+def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
+    """Plan (and, when ``dry_run`` is false, apply) the migration of ``params["configs"]``.
+
+    *crm*, when given, is used instead of opening ``params["crm"]`` (tests and notebooks that
+    already hold one).
+    """
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"unknown migration parameter(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(DEFAULTS))}"
+        )
+    p = {**DEFAULTS, **params}
+    routers = load_routers(p["configs"], p["states"])
+    opened = None
+    if crm is None and p["crm"]:
+        from emailrouter_lib.crm import open_crm
+
+        crm = opened = open_crm(p["crm"])
+    try:
+        options = PlanOptions(
+            crm_on_premises=p["crm_on_premises"], password_reference=p["password_reference"]
+        )
+        plan = build_plan(routers, crm, options)
+        schedule = build_schedule(
+            plan,
+            start=p["schedule_start"],
+            batch_size=int(p["batch_size"]),
+            batch_hours=float(p["batch_hours"]),
+            lookback_hours=float(p["lookback_hours"]),
+        )
+        result = MigrationResult(plan, schedule)
+        if not p["dry_run"]:
+            if crm is None:
+                raise ConfigError("dry_run is false but no crm is given; name the CRM to apply to")
+            result = apply_result(
+                result, crm, run_dir=p["run_dir"], switch_channel=bool(p["switch_channel"])
+            )
+        return result
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def apply_result(
+    result: MigrationResult,
+    crm: Any,
+    *,
+    run_dir: str | Path | None = None,
+    switch_channel: bool = True,
+) -> MigrationResult:
+    """Apply a reviewed result's plan to *crm* (a backend or a CRM URL); the record goes to
+    ``run_dir/apply-record.json`` when a run folder is given."""
+    opened = None
+    if isinstance(crm, str):
+        from emailrouter_lib.crm import open_crm
+
+        crm = opened = open_crm(crm)
+    try:
+        record_path = Path(run_dir) / APPLY_RECORD if run_dir else None
+        record = apply_plan(
+            result.plan, crm, switch_channel=switch_channel, record_path=record_path
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+    return MigrationResult(result.plan, result.schedule, record, dry_run=False)
+
+
+class _Html(str):
+    """A string Jupyter shows as HTML."""
+
+    def _repr_html_(self) -> str:
+        return str(self)

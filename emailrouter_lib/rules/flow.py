@@ -1,0 +1,245 @@
+"""``rules.run(params)``: targets, plan, and (unless ``dry_run``) apply and verify, in one call.
+
+The notebook, the CLI and the tests all go through here. Without ``ews`` the plan lists the
+mailboxes without reading them (the demo does that); with it, each mailbox's rules are read once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.rules.apply import (
+    AppliedRow,
+    VerifiedRow,
+    applied_table,
+    apply_plan,
+    verified_table,
+    verify,
+)
+from emailrouter_lib.rules.model import DEFAULT_RULE_NAME
+from emailrouter_lib.rules.plan import OUTLOOK_NOTE, RulePlan, build_plan
+from emailrouter_lib.rules.targets import (
+    Target,
+    merge,
+    select,
+    targets_from_config,
+    targets_from_crm,
+    with_forward_mailbox,
+)
+
+DEFAULTS: dict[str, Any] = {
+    "crm": None,  # CRM URL: mailbox records (and addresses for the configuration's GUIDs)
+    "config": None,  # a router's Microsoft.Crm.Tools.EmailAgent.xml
+    "ews": None,  # service account URL, ews(s)://USER@HOST/EWS/Exchange.asmx?password=env:NAME
+    "dry_run": True,
+    "mode": "deploy",  # or "remove": take our rules away
+    "mailboxes": [],  # only these addresses (shell patterns allowed); [] = all
+    "rule_name": DEFAULT_RULE_NAME,
+    "forward_mailbox": None,  # overrides the forward mailbox both sources name
+    "max_concurrency": 4,
+    "verify": True,  # after apply, read every mailbox again and report drift
+}
+
+
+@dataclass
+class RulesResult:
+    """The plan and, when applied, what happened and what verification found."""
+
+    plan: RulePlan
+    applied: list[AppliedRow] | None = None
+    verified: list[VerifiedRow] | None = None
+    dry_run: bool = True
+    params: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.plan.counts
+
+    @property
+    def drift(self) -> list[VerifiedRow]:
+        return [v for v in self.verified or [] if v.status == "drift"]
+
+    @property
+    def ok(self) -> bool:
+        errors = any(r.outcome == "error" for r in self.applied or [])
+        return not errors and not self.drift and "error" not in self.plan.counts
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "counts": self.counts,
+            "rule name": self.plan.rule_name,
+            "mode": self.plan.mode,
+            "dry run": self.dry_run,
+            "mailboxes read": self.plan.read,
+            "outlook client-only rules at risk": sum(
+                1 for r in self.plan.changing if r.outlook_rules
+            ),
+            "manual": len(self.plan.manual),
+        }
+        if self.applied is not None:
+            summary["applied"] = _tally(r.outcome for r in self.applied)
+        if self.verified is not None:
+            summary["verified"] = _tally(v.status for v in self.verified)
+        return summary
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        tables = {"plan": self.plan.table()}
+        if self.applied is not None:
+            tables["applied"] = applied_table(self.applied)
+        if self.verified is not None:
+            tables["verified"] = verified_table(self.verified)
+        return tables
+
+    def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
+        """report.html, summary.json, plan.csv (applied.csv, verified.csv), and for mailboxes
+        that need a person: manual-rules.ps1 and manual-rules.md."""
+        from emailrouter_lib.reports.artifacts import write_run_artifacts
+        from emailrouter_lib.rules.manual import write_manual
+
+        run_dir = Path(run_dir)
+        manual = write_manual(self.plan, run_dir)
+        notes = [OUTLOOK_NOTE]
+        if not self.plan.read:
+            notes.append("Mailboxes were not read (no ews= given): Exchange rows say create.")
+        title = "Inbox rules: " + ("plan (dry run)" if self.dry_run else "applied")
+        written = write_run_artifacts(
+            run_dir,
+            summary=self.summary,
+            tables=self.tables(),
+            title=title,
+            subtitle=f"rule {self.plan.rule_name!r}, mode {self.plan.mode}",
+            notes=notes,
+            links={name: name for name in manual},
+        )
+        return {**written, **manual}
+
+    def __str__(self) -> str:
+        lines = [
+            f"rules {self.plan.mode}: "
+            + ", ".join(f"{n} {a}" for a, n in self.counts.items())
+            + ("  (dry run)" if self.dry_run else "")
+        ]
+        for row in self.plan.rows:
+            lines.append(f"  {row.action:9} {row.mailbox:32} {row.reason}")
+        if self.applied is not None:
+            lines.append(f"  applied: {_tally(r.outcome for r in self.applied)}")
+        if self.verified is not None:
+            lines.append(f"  verified: {_tally(v.status for v in self.verified)}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from emailrouter_lib.reports.display import result_html
+
+        title = "Inbox rules" + (" (dry run)" if self.dry_run else ", applied")
+        return result_html(title, self.summary, self.tables())
+
+
+def _tally(values) -> dict[str, int]:
+    tally: dict[str, int] = {}
+    for value in values:
+        tally[value] = tally.get(value, 0) + 1
+    return tally
+
+
+def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(params) - set(DEFAULTS) - {"run_dir"}
+    if unknown:
+        raise ConfigError(
+            f"unknown rules parameter(s) {', '.join(sorted(unknown))}; known: "
+            + ", ".join(DEFAULTS)
+        )
+    merged = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None or k == "ews"}}
+    if merged["mode"] not in ("deploy", "remove"):
+        raise ConfigError(f"mode must be 'deploy' or 'remove', not {merged['mode']!r}")
+    if not str(merged["rule_name"] or "").strip():
+        raise ConfigError("rule_name must not be empty")
+    try:
+        merged["max_concurrency"] = max(1, int(merged["max_concurrency"]))
+    except (TypeError, ValueError):
+        raise ConfigError("max_concurrency must be a whole number of mailboxes") from None
+    if isinstance(merged["mailboxes"], str):
+        merged["mailboxes"] = [merged["mailboxes"]]
+    if not merged["crm"] and not merged["config"]:
+        raise ConfigError(
+            "no source of mailboxes: give crm= (its mailbox records) and/or config= (a router's "
+            "Microsoft.Crm.Tools.EmailAgent.xml)"
+        )
+    if not merged["dry_run"] and not merged["ews"]:
+        raise ConfigError("dry_run is false but no ews= URL is given to reach the mailboxes")
+    return merged
+
+
+def find_targets(params: Mapping[str, Any]) -> list[Target]:
+    """The mailboxes the parameters name, merged, filtered and with the forward mailbox set."""
+    from emailrouter_lib.config import load_config
+    from emailrouter_lib.crm import open_crm
+
+    crm = open_crm(params["crm"]) if params.get("crm") else None
+    try:
+        sources = []
+        if params.get("config"):
+            sources.append(targets_from_config(load_config(params["config"]), crm))
+        if crm is not None:
+            sources.append(targets_from_crm(crm))
+    finally:
+        if crm is not None:
+            crm.close()
+    targets = with_forward_mailbox(merge(*sources), params.get("forward_mailbox"))
+    return select(targets, params.get("mailboxes"))
+
+
+def connector_for(params: Mapping[str, Any]):
+    if not params.get("ews"):
+        return None
+    from emailrouter_lib.rules.connect import EwsConnector
+
+    return EwsConnector(params["ews"], max_concurrency=params["max_concurrency"])
+
+
+def run(params: Mapping[str, Any], *, targets: list[Target] | None = None) -> RulesResult:
+    """Plan; unless ``dry_run``, apply and verify. *targets* replaces the CRM/config sources."""
+    if targets is None:
+        params = check_params(params)
+        connector = connector_for(params)  # a bad URL fails before anything is read
+        targets = find_targets(params)
+    else:
+        params = {**DEFAULTS, **params}
+        params["max_concurrency"] = max(1, int(params["max_concurrency"]))
+        connector = connector_for(params)
+    concurrency = params["max_concurrency"]
+    plan = build_plan(
+        targets,
+        rule_name=params["rule_name"],
+        mode=params["mode"],
+        connector=connector,
+        max_concurrency=concurrency,
+    )
+    result = RulesResult(plan, dry_run=bool(params["dry_run"]), params=dict(params))
+    if params["dry_run"]:
+        return result
+    return apply_result(result, connector, verify_after=bool(params.get("verify", True)))
+
+
+def apply_result(result: RulesResult, connector=None, *, verify_after: bool = True) -> RulesResult:
+    """Apply *result*'s plan (it must have read the mailboxes), then verify.
+
+    Without a *connector*, the plan's own ``ews`` parameter is used.
+    """
+    if connector is None:
+        connector = connector_for(result.params)
+    if connector is None:
+        raise ConfigError("applying needs the mailboxes: plan with an ews= URL first")
+    concurrency = int(result.params.get("max_concurrency", DEFAULTS["max_concurrency"]))
+    applied = apply_plan(result.plan, connector, max_concurrency=concurrency)
+    verified = verify(result.plan, connector, max_concurrency=concurrency) if verify_after else None
+    return RulesResult(result.plan, applied, verified, dry_run=False, params=result.params)
+
+
+__all__ = ["DEFAULTS", "RulesResult", "apply_result", "check_params", "find_targets", "run"]

@@ -1,0 +1,102 @@
+"""Fixtures for the Dataverse backend: the fake Web API over a fresh SQLite CRM.
+
+``fake_dataverse`` serves the seeded Contoso demo; ``crm_pair`` gives, for each backend variant
+of the contract suite, the backend under test and a SqliteCrm on the same data to seed and
+inspect rows with.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dataverse_server import FakeDataverse
+
+from emailrouter_lib.crm import SqliteCrm, init_crm, open_crm, sqlite_path
+from emailrouter_lib.crm.base import CrmBackend
+
+NTLM_ACCOUNT = "CONTOSO\\svc-crm"
+NTLM_PASSWORD = "Fake-Passw0rd!"  # a test server's own made-up account
+NTLM_ENV = "EMAILROUTER_TEST_DATAVERSE_PW"
+
+# Backend variants of the contract suite: (name, URL options, server options).
+VARIANTS = {
+    "dataverse": ({}, {}),
+    "dataverse-v8-paged": ({"api": "v8.2", "pagesize": "5", "batch": "40"}, {"api": "v8.2"}),
+}
+
+
+def start_fake(folder: Path, *, demo: bool = True, **options) -> FakeDataverse:
+    """A fake Dataverse over a new SQLite CRM in *folder* (the Contoso demo when *demo*)."""
+    url = f"sqlite:///{folder / 'dataverse.sqlite'}"
+    init_crm(url, demo=demo, force=True)
+    return FakeDataverse(sqlite_path(url), **options).start()
+
+
+@pytest.fixture
+def fake_dataverse(tmp_path: Path) -> Iterator[FakeDataverse]:
+    server = start_fake(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ntlm_dataverse(tmp_path: Path, monkeypatch) -> Iterator[FakeDataverse]:
+    """The demo behind NTLM; the password is in an environment variable, by reference."""
+    monkeypatch.setenv(NTLM_ENV, NTLM_PASSWORD)
+    server = start_fake(tmp_path, ntlm_users={NTLM_ACCOUNT: NTLM_PASSWORD})
+    yield server
+    server.stop()
+
+
+def ntlm_url(server: FakeDataverse, **options: str) -> str:
+    return server.crm_url(auth="ntlm", user=NTLM_ACCOUNT, password=f"env:{NTLM_ENV}", **options)
+
+
+@dataclass
+class CrmPair:
+    """The backend under test and the SQLite store holding its data."""
+
+    name: str
+    crm: CrmBackend
+    store: SqliteCrm
+    server: FakeDataverse | None = None
+
+
+@pytest.fixture(params=["sqlite", *VARIANTS])
+def crm_pair(request, tmp_path: Path) -> Iterator[CrmPair]:
+    """An empty CRM (organisation only) behind each backend of the contract suite."""
+    if request.param == "sqlite":
+        url = init_crm(f"sqlite:///{tmp_path / 'empty.db'}")
+        crm = open_crm(url)
+        pair = CrmPair("sqlite", crm, crm)
+        yield pair
+        crm.close()
+        return
+    url_options, server_options = VARIANTS[request.param]
+    server = start_fake(tmp_path, demo=False, **server_options)
+    store = SqliteCrm(server.store.path)
+    crm = open_crm(server.crm_url(**url_options))
+    yield CrmPair(request.param, crm, store, server)
+    crm.close()
+    store.close()
+    server.stop()
+
+
+__all__ = [
+    "NTLM_ACCOUNT",
+    "NTLM_ENV",
+    "NTLM_PASSWORD",
+    "CrmPair",
+    "crm_pair",
+    "fake_dataverse",
+    "ntlm_dataverse",
+    "ntlm_url",
+    "start_fake",
+]

@@ -1,0 +1,105 @@
+"""Fixtures for the migration tests: config variants, a fresh demo CRM, headless Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emailrouter_lib.crm import init_crm, open_crm
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data" / "migration"
+SAMPLE = ROOT.parent / "shared" / "reference" / "samples" / "Microsoft.Crm.Tools.EmailAgent.xml"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+# Every fake "encrypted" password in the inputs carries one of these; no output may.
+SECRET_MARKERS = ("NOTAREALSECRET", "AQAAANCMnd8BFdERjHoAwE")
+
+
+def variant(name: str) -> Path:
+    return DATA / name
+
+
+@pytest.fixture
+def sample() -> Path:
+    if not SAMPLE.is_file():
+        pytest.skip(f"the reference sample is missing ({SAMPLE}); ../shared is not checked out")
+    return SAMPLE
+
+
+@pytest.fixture
+def demo_crm(tmp_path):
+    """A fresh, seeded demo CRM (open) in the test's folder."""
+    url = init_crm(f"sqlite:///{tmp_path / 'crm.sqlite'}", demo=True)
+    crm = open_crm(url)
+    yield crm
+    crm.close()
+
+
+def chromium_available() -> str:
+    """Why headless Chromium cannot run here ("" when it can)."""
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM}"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"playwright is not installed: {exc}"
+    return ""
+
+
+def inspect_in_chromium(
+    path: Path, screenshot: Path, script: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """Open *path* in Debian's headless Chromium (never a downloaded browser), run *script*
+    on the page, save a full-page screenshot, and return what *script* found plus the console
+    messages, page errors and requested URLs.
+
+    Playwright's sync API runs its own event loop, and another test module may hold one open in
+    this thread for the whole session; a worker thread keeps the two apart.
+    """
+
+    def work() -> dict[str, Any]:
+        from playwright.sync_api import sync_playwright
+
+        seen: dict[str, Any] = {"console": [], "errors": [], "requests": []}
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.on("console", lambda m: seen["console"].append((m.type, m.text)))
+                page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+                page.on("request", lambda r: seen["requests"].append(r.url))
+                page.goto(path.as_uri())
+                seen.update(script(page))
+                page.screenshot(path=str(screenshot), full_page=True)
+            finally:
+                browser.close()
+        return seen
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result(timeout=120)
+
+
+def snapshot(crm) -> dict[str, list[dict]]:
+    """The rows a migration may touch, exactly."""
+    return {table: crm.rows(table) for table in ("emailserverprofile", "mailbox", "organization")}
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for marker in SECRET_MARKERS:
+        assert marker not in text, f"{marker!r} leaked into {where}"

@@ -1,0 +1,231 @@
+"""Applying a plan to the embedded SQLite CRM: idempotent, recorded, and undone exactly.
+
+"Exactly" is checked on whole rows: every column of every ``emailserverprofile``, ``mailbox``
+and ``organization`` row is the same after apply + rollback as before the apply.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fixtures_migration import (  # noqa: F401
+    assert_no_secret,
+    demo_crm,
+    sample,
+    snapshot,
+    variant,
+)
+
+from emailrouter_lib.config import load_config
+from emailrouter_lib.crm import init_crm, open_crm
+from emailrouter_lib.crm.base import MailboxSettingsStore
+from emailrouter_lib.errors import ConfigError, CrmError
+from emailrouter_lib.migration import (
+    ApplyRecord,
+    PlanOptions,
+    apply_plan,
+    build_plan,
+    read_plan,
+    rollback,
+    run,
+    write_plan,
+)
+from emailrouter_lib.migration.cli import main
+from emailrouter_lib.migration.demo import prepare_migration_demo
+
+FRANK = "user:acb81b86-52b1-5d6c-a758-3bef08cbfc6e"
+
+
+def plan_for(crm, *names):
+    routers = [load_config(variant(n)) for n in names]
+    return build_plan(routers, crm, PlanOptions(created="2024-03-08T00:00:00Z"))
+
+
+class FailingStore:
+    """The real SQLite CRM, with a fault injected: the mailbox write after *after* fails."""
+
+    def __init__(self, crm, *, after: int):
+        self.crm, self.left = crm, after
+
+    def __getattr__(self, name):
+        return getattr(self.crm, name)
+
+    def save_mailbox(self, values):
+        self.left -= 1
+        if self.left < 0:
+            raise CrmError("injected failure: the connection dropped")
+        return self.crm.save_mailbox(values)
+
+
+def test_sqlite_crm_is_a_mailbox_settings_store(demo_crm):  # noqa: F811
+    assert isinstance(demo_crm, MailboxSettingsStore)
+
+
+def test_apply_twice_changes_nothing_the_second_time(demo_crm, tmp_path):  # noqa: F811
+    plan = plan_for(demo_crm, "router-a.xml", "router-b.xml")
+    first = apply_plan(plan, demo_crm, record_path=tmp_path / "record.json")
+    assert first.status == "applied" and first.changed > 0
+    assert first.counts["created"] >= len(plan.profiles)
+    after_first = snapshot(demo_crm)
+
+    second = apply_plan(plan_for(demo_crm, "router-a.xml", "router-b.xml"), demo_crm)
+    assert second.changed == 0 and set(second.counts) == {"unchanged"}
+    assert snapshot(demo_crm) == after_first
+    replanned = plan_for(demo_crm, "router-a.xml", "router-b.xml")
+    assert {p.action for p in replanned.profiles} == {"unchanged"}
+    assert {mb.action for mb in replanned.mailboxes} <= {"unchanged", "skip"}
+    assert replanned.organization.action == "unchanged"
+
+
+def test_apply_writes_the_planned_values(demo_crm):  # noqa: F811
+    plan = plan_for(demo_crm, "router-a.xml")
+    apply_plan(plan, demo_crm)
+    profiles = {row["name"]: row for row in demo_crm.rows("emailserverprofile")}
+    relay = profiles["Queue POP3 + Relay"]
+    assert (relay["servertype"], relay["outgoingusessl"], relay["outgoingcredentialretrieval"]) == (
+        1,
+        0,
+        4,
+    )
+    frank = demo_crm.rows("mailbox", regardingobjectid=FRANK.split(":")[1])[0]
+    assert frank["incomingemaildeliverymethod"] == 3
+    assert frank["emailserverprofile"] == profiles["Contoso Exchange in"]["emailserverprofileid"]
+    forward = demo_crm.rows("mailbox", emailaddress="crm-forward@contoso.example")
+    assert len(forward) == 1 and forward[0]["isforwardmailbox"] == 1  # updated, not duplicated
+    assert demo_crm.organization().emailconnectionchannel == 0
+
+
+def test_rollback_restores_the_exact_previous_rows(demo_crm, tmp_path):  # noqa: F811
+    before = snapshot(demo_crm)
+    plan = plan_for(demo_crm, "router-a.xml", "router-b.xml")
+    record_path = tmp_path / "record.json"
+    apply_plan(plan, demo_crm, record_path=record_path)
+    assert snapshot(demo_crm) != before
+    record = ApplyRecord.read(record_path)
+    undo = rollback(record, demo_crm, record_path=record_path)
+    assert snapshot(demo_crm) == before
+    assert undo.counts.get("deleted", 0) >= 1 and undo.counts.get("updated", 0) >= 1
+    again = rollback(ApplyRecord.read(record_path), demo_crm)  # harmless the second time
+    assert snapshot(demo_crm) == before and again.changed == again.counts.get("deleted", 0)
+    assert ApplyRecord.read(record_path).status == "rolled back"
+    assert_no_secret(record_path.read_text(encoding="utf-8"), "the apply record")
+
+
+def test_a_json_plan_applies_like_the_plan_itself(demo_crm, tmp_path):  # noqa: F811
+    plan = plan_for(demo_crm, "router-a.xml")
+    (path,) = write_plan(plan, tmp_path / "plan.json")
+    record = apply_plan(read_plan(path), demo_crm)
+    direct = apply_plan(plan, demo_crm)
+    assert record.changed > 0 and direct.changed == 0
+
+
+def test_rollback_refuses_another_crm(demo_crm, tmp_path):  # noqa: F811
+    record = apply_plan(plan_for(demo_crm, "router-a.xml"), demo_crm)
+    other = open_crm(init_crm(f"sqlite:///{tmp_path / 'other.sqlite'}", demo=True))
+    try:
+        with pytest.raises(CrmError, match="roll back against the CRM"):
+            rollback(record, other)
+    finally:
+        other.close()
+
+
+def test_a_failed_apply_keeps_its_record_for_rollback(demo_crm, tmp_path):  # noqa: F811
+    before = snapshot(demo_crm)
+    plan = plan_for(demo_crm, "router-a.xml")
+    record_path = tmp_path / "record.json"
+    with pytest.raises(CrmError, match="injected"):
+        apply_plan(plan, FailingStore(demo_crm, after=3), record_path=record_path)
+    record = ApplyRecord.read(record_path)
+    assert record.status == "failed" and record.changes
+    rollback(record, demo_crm)
+    assert snapshot(demo_crm) == before
+
+
+def test_read_plan_and_record_errors_name_the_file(tmp_path):
+    bad = tmp_path / "plan.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"plan\.json"):
+        read_plan(bad)
+    bad.write_text(json.dumps({"schema": "something-else"}), encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a migration plan"):
+        read_plan(bad)
+    with pytest.raises(ConfigError, match="not an apply record"):
+        ApplyRecord.read(bad)
+
+
+def test_run_applies_the_demo_and_writes_the_record(tmp_path):
+    env = prepare_migration_demo(tmp_path / "demo")
+    result = run(
+        {
+            "configs": [str(env.config)],
+            "crm": env.crm_url,
+            "dry_run": False,
+            "run_dir": str(tmp_path / "run"),
+        }
+    )
+    assert result.record.status == "applied"
+    assert (tmp_path / "run" / "apply-record.json").is_file()
+    with pytest.raises(ConfigError, match="unknown migration parameter"):
+        run({"configs": [str(env.config)], "dryrun": False})
+    with pytest.raises(ConfigError, match="no crm"):
+        run({"configs": [str(env.config)], "dry_run": False})
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_cli_plan_apply_rollback(tmp_path, capsys):
+    env = prepare_migration_demo(tmp_path / "demo")
+    plan_path = tmp_path / "plan.json"
+    config = str(env.config)
+    assert main(["migrate", "plan", "--config", config, "--crm", env.crm_url]) == 0
+    stdout = capsys.readouterr().out
+    assert json.loads(stdout)["schema"] == "emailrouter.migration-plan/1"
+    assert_no_secret(stdout, "plan on stdout")
+    args = ["migrate", "plan", "--config", config, "--crm", env.crm_url]
+    assert main([*args, "--output", str(plan_path)]) == 0
+    assert main([*args, "--format", "csv", "--output", str(tmp_path / "csv")]) == 0
+    assert {p.name for p in (tmp_path / "csv").iterdir()} >= {
+        "profiles.csv",
+        "mailboxes.csv",
+        "not_migrated.csv",
+        "warnings.csv",
+        "schedule.csv",
+    }
+    assert main([*args, "--format", "xlsx", "--output", str(tmp_path / "plan.xlsx")]) == 0
+    capsys.readouterr()
+
+    with open_crm(env.crm_url) as crm:
+        before = snapshot(crm)
+    assert main(["migrate", "apply", "--plan", str(plan_path), "--crm", env.crm_url]) == 0
+    assert "created" in capsys.readouterr().out
+    record = tmp_path / "apply-record.json"
+    assert record.is_file()
+    assert main(["migrate", "apply", "--plan", str(plan_path), "--crm", env.crm_url]) == 0
+    assert "{'unchanged'" in capsys.readouterr().out
+    second = tmp_path / "apply-record.2.json"  # the first record, which undoes, is kept
+    assert ApplyRecord.read(record).changed > 0 and ApplyRecord.read(second).changed == 0
+    assert main(["migrate", "rollback", "--record", str(record), "--crm", env.crm_url]) == 0
+    with open_crm(env.crm_url) as crm:
+        assert snapshot(crm) == before
+
+
+def test_cli_rollback_restores(tmp_path, capsys):
+    env = prepare_migration_demo(tmp_path / "demo")
+    plan_path = tmp_path / "plan.json"
+    config = str(env.config)
+    args = ["migrate", "plan", "--config", config, "--crm", env.crm_url]
+    assert main([*args, "--output", str(plan_path)]) == 0
+    with open_crm(env.crm_url) as crm:
+        before = snapshot(crm)
+    record = tmp_path / "first.json"
+    args = ["migrate", "apply", "--plan", str(plan_path), "--crm", env.crm_url]
+    assert main([*args, "--record", str(record)]) == 0
+    assert main(["migrate", "rollback", "--record", str(record), "--crm", env.crm_url]) == 0
+    assert "rolled back" in capsys.readouterr().out
+    with open_crm(env.crm_url) as crm:
+        assert snapshot(crm) == before
+    missing = str(tmp_path / "nope.json")
+    assert main(["migrate", "rollback", "--record", missing, "--crm", env.crm_url]) == 2
+    assert "cannot read the apply record" in capsys.readouterr().err
