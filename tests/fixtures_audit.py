@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from routing_helpers import crm_store, drop, message
+from servers import CHROMIUM, CHROMIUM_ARGS
 
 from emailrouter_lib import audit
 from emailrouter_lib.crm.sqlite import insert_rows
@@ -24,17 +25,6 @@ ATTRIBUTE_BREAK = '"><img src=x onerror=alert(1)>'
 PAYLOADS = (SCRIPT_TAG, ATTRIBUTE_BREAK)
 HOSTILE_ADDRESS = f"{ATTRIBUTE_BREAK}@evil.example".lower()
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-]
 
 
 def hostile_audit(folder: Path):
@@ -79,9 +69,12 @@ def hostile_report(tmp_path_factory):
     return hostile_audit(folder)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    """A headless Debian Chromium driven by Playwright (never a downloaded browser)."""
+    """A headless Debian Chromium driven by Playwright (never a downloaded browser).
+
+    Module-scoped: a sync Playwright left running would break the next module that starts one.
+    """
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed; apt-get install chromium (make test does)")
     try:
@@ -90,7 +83,7 @@ def chromium() -> Iterator[object]:
         pytest.skip("playwright is not installed; pip install -e .[dev]")
     with sync_playwright() as driver:
         browser = driver.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield browser

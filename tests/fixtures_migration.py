@@ -8,23 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import CHROMIUM as CHROMIUM_PATH
+from servers import CHROMIUM_ARGS
 
 from emailrouter_lib.crm import init_crm, open_crm
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "migration"
 SAMPLE = ROOT.parent / "shared" / "reference" / "samples" / "Microsoft.Crm.Tools.EmailAgent.xml"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-]
+CHROMIUM = Path(CHROMIUM_PATH)
 # Every fake "encrypted" password in the inputs carries one of these; no output may.
 SECRET_MARKERS = ("NOTAREALSECRET", "AQAAANCMnd8BFdERjHoAwE")
 

@@ -40,6 +40,21 @@ MAIL_USER = "vmail"  # owns the mail files when Dovecot runs as root (it refuses
 PASSWORD_ENV = "EMAILROUTER_TEST_PW_{user}"  # where url() puts each user's password
 
 
+# Debian's Chromium, as the browser tests launch it: sandbox and GPU off (root, no display), and
+# no background networking, which this machine's closed network would refuse again and again.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
+
+
 class ServerUnavailable(RuntimeError):
     """The server cannot run on this machine (the fixtures turn this into a skip)."""
 

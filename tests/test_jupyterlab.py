@@ -22,21 +22,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from servers import HOST, free_ports
+from servers import CHROMIUM, CHROMIUM_ARGS, HOST, free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "01_configure_router.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-dev-shm-usage",
-]
 START_TIMEOUT = 90  # seconds for the server to answer
 # milliseconds for the notebook to run and the form to appear
 RUN_TIMEOUT = int(os.environ.get("EMAILROUTER_LAB_TIMEOUT_MS", "180000"))

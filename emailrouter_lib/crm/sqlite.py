@@ -158,6 +158,26 @@ def _ascii_lower(text: str) -> str:
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
+def _recipients_query(
+    user_column: str, queue_column: str, values: Sequence[str]
+) -> tuple[str, list[str]]:
+    """Users and queues whose *user_column* / *queue_column* is one of *values* (one query)."""
+    marks = ",".join("?" * len(values))
+    sql = (
+        "SELECT 'systemuser' AS entity, systemuserid AS id, fullname AS name, "
+        "internalemailaddress AS address, incomingemailfilteringmethod, "
+        "emailrouteraccessapproval, incomingemaildeliverymethod, "
+        "outgoingemaildeliverymethod, isdisabled, autocreatecontactonpromote "
+        f"FROM systemuser WHERE {user_column} IN ({marks}) "
+        "UNION ALL "
+        "SELECT 'queue', queueid, name, emailaddress, incomingemailfilteringmethod, "
+        "emailrouteraccessapproval, incomingemaildeliverymethod, "
+        "outgoingemaildeliverymethod, statecode <> 0, 0 "
+        f"FROM queue WHERE {queue_column} IN ({marks})"
+    )
+    return sql, [*values, *values]
+
+
 def _email_ref(row: sqlite3.Row) -> EmailRef:
     return EmailRef(
         activityid=row["activityid"],
@@ -323,20 +343,7 @@ class SqliteCrm:
         folded = {_ascii_lower(a): a for a in wanted}
         found: dict[str, list[Recipient]] = {}
         for chunk in _chunks(wanted, self._chunk_size(2)):
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT 'systemuser' AS entity, systemuserid AS id, fullname AS name, "
-                f"internalemailaddress AS address, incomingemailfilteringmethod, "
-                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
-                f"outgoingemaildeliverymethod, isdisabled, autocreatecontactonpromote "
-                f"FROM systemuser WHERE internalemailaddress IN ({marks}) "
-                f"UNION ALL "
-                f"SELECT 'queue', queueid, name, emailaddress, incomingemailfilteringmethod, "
-                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
-                f"outgoingemaildeliverymethod, statecode <> 0, 0 "
-                f"FROM queue WHERE emailaddress IN ({marks})",
-                [*chunk, *chunk],
-            )
+            rows = self._read(*_recipients_query("internalemailaddress", "emailaddress", chunk))
             for row in rows:
                 key = folded.get(_ascii_lower(row["address"]))
                 if key is not None:
@@ -347,20 +354,7 @@ class SqliteCrm:
         wanted = list(dict.fromkeys(i.strip().strip("{}").lower() for i in ids if i))
         found: dict[str, Recipient] = {}
         for chunk in _chunks(wanted, self._chunk_size(2)):
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT 'systemuser' AS entity, systemuserid AS id, fullname AS name, "
-                f"internalemailaddress AS address, incomingemailfilteringmethod, "
-                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
-                f"outgoingemaildeliverymethod, isdisabled, autocreatecontactonpromote "
-                f"FROM systemuser WHERE systemuserid IN ({marks}) "
-                f"UNION ALL "
-                f"SELECT 'queue', queueid, name, emailaddress, incomingemailfilteringmethod, "
-                f"emailrouteraccessapproval, incomingemaildeliverymethod, "
-                f"outgoingemaildeliverymethod, statecode <> 0, 0 "
-                f"FROM queue WHERE queueid IN ({marks})",  # ids are stored lower-case
-                [*chunk, *chunk],
-            )
+            rows = self._read(*_recipients_query("systemuserid", "queueid", chunk))
             for row in rows:
                 found[str(row["id"]).lower()] = _recipient(row)
         return found

@@ -123,14 +123,16 @@ class Ledger:
                 [(mailbox_id, key) for key in keys],
             )
 
-    def _transaction(self):
-        return _Transaction(self._db)
+    def _transaction(self) -> immediate_transaction:
+        return immediate_transaction(self._db)
 
     def close(self) -> None:
         self._db.close()
 
 
-class _Transaction:
+class immediate_transaction:
+    """One write transaction on a ledger file (taken at once, so two runs never interleave)."""
+
     def __init__(self, db: sqlite3.Connection):
         self.db = db
 

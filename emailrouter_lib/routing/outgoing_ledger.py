@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.routing.ledger import immediate_transaction
 
 CLAIMED, SENDING, SENT, FAILED, DONE = "claimed", "sending", "sent", "failed", "done"
 
@@ -135,19 +136,8 @@ class SendLedger:
             os.close(self._lock_file)  # releases the flock
             self._lock_file = None
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, *_: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def _transaction(self) -> immediate_transaction:
+        return immediate_transaction(self._db)
 
 
 __all__ = ["CLAIMED", "DONE", "FAILED", "SENDING", "SENT", "Attempt", "SendLedger"]
