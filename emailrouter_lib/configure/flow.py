@@ -1,0 +1,218 @@
+"""One Configuration Manager run: the steps, their parameters and their result."""
+
+from __future__ import annotations
+
+import html
+import shutil
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from emailrouter_lib.config import load_config, validate_config
+from emailrouter_lib.config.edit import SAMPLE_CONFIG, ConfigEditor, apply_params
+from emailrouter_lib.config.load_data import LoadDataPlan, apply_load_data, plan_load_data
+from emailrouter_lib.config.publish import PublishPlan, PublishResult, apply_publish, plan_publish
+from emailrouter_lib.config.validation import ValidationReport
+from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.mailboxes import access
+
+
+@dataclass
+class ConfigureParams:
+    config_path: str | Path = ""
+    demo: bool = False
+    profiles: list[dict] = field(default_factory=list)
+    deployments: list[dict] = field(default_factory=list)
+    forward_mailboxes: list[dict] = field(default_factory=list)
+    entries: list[dict] = field(default_factory=list)
+    crm: str = ""
+    deployment: str | None = None
+    remove_gone: bool = True
+    check_access: bool = True
+    access_password: str | None = None
+    access_overrides: dict[str, str] = field(default_factory=dict)
+    access_only: list[str] = field(default_factory=list)
+    access_timeout: float = 10
+    access_workers: int = 4
+    ca_file: str | None = None
+    publish_to: str | Path = ""
+    apply: bool = False
+    run_dir: str | Path = ""
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any] | ConfigureParams) -> ConfigureParams:
+        if isinstance(values, ConfigureParams):
+            return values
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**{k: v for k, v in values.items() if v is not None})
+
+
+@dataclass
+class ConfigureResult:
+    params: ConfigureParams
+    config_path: Path
+    publish_to: Path
+    editor: ConfigEditor
+    load_plan: LoadDataPlan | None
+    access_report: access.AccessReport
+    validation: ValidationReport
+    publish_plan: PublishPlan
+    published: PublishResult | None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        load = self.load_plan.counts() if self.load_plan else {}
+        return {
+            "config": str(self.config_path),
+            "published_to": str(self.publish_to),
+            "counts": {
+                "profiles": len(self.editor.profiles),
+                "entries": len(self.editor.entries()),
+                **{f"load_data_{k}": v for k, v in load.items()},
+                **{f"access_{k}": v for k, v in self.access_report.counts().items()},
+                "findings": len(self.validation.findings),
+                "published": int(bool(self.published and self.published.written)),
+            },
+            "backup": str(self.published.backup)
+            if self.published and self.published.backup
+            else None,
+        }
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "profiles": pd.DataFrame(self.editor.profile_records()),
+            "deployments": pd.DataFrame(self.editor.deployment_records()),
+            "entries": pd.DataFrame(self.editor.entry_records()),
+            "load_data": pd.DataFrame(self.load_plan.to_records() if self.load_plan else []),
+            "access": pd.DataFrame(self.access_report.to_records()),
+            "findings": pd.DataFrame(self.validation.to_records()),
+        }
+
+    def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
+        """report.html, summary.json, one CSV per table, and the publish diff."""
+        # The renderer sits in the reports layer; the result hands it plain tables.
+        from emailrouter_lib.reports.artifacts import write_run_artifacts
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        diff = run_dir / "publish.diff"
+        diff.write_text(self.publish_plan.diff, encoding="utf-8")
+        written = write_run_artifacts(
+            run_dir,
+            summary=self.summary,
+            tables=self.tables(),
+            title="Router configuration",
+            subtitle=self.publish_plan.summary(),
+        )
+        return {**written, "publish.diff": diff}
+
+    def form(self, *, forward_mailbox: dict | None = None):
+        """The ipywidgets form over this run's editor (JupyterLab only)."""
+        from emailrouter_lib.config.widgets import ConfigForm
+
+        p = self.params
+        return ConfigForm(
+            self.editor,
+            publish_to=self.publish_to,
+            forward_mailbox=forward_mailbox,
+            load_data=(lambda: self.load_plan) if self.load_plan is not None else None,
+            test_access=lambda: _test_access(self.editor, p),
+        )
+
+    def __str__(self) -> str:
+        return "\n".join(
+            [
+                f"configuration {self.config_path}",
+                f"  {self.load_plan.summary() if self.load_plan else 'Load Data: no CRM given'}",
+                f"  {self.access_report.summary()}",
+                f"  {len(self.validation.findings)} finding(s)",
+                f"  {self.publish_plan.summary()}",
+                f"  {self.published or 'dry run: set apply = True to write the file'}",
+            ]
+        )
+
+    def _repr_html_(self) -> str:
+        lines = "".join(f"<li>{html.escape(line.strip())}</li>" for line in str(self).splitlines())
+        return f"<ul>{lines}</ul>"
+
+
+def _test_access(editor: ConfigEditor, p: ConfigureParams) -> access.AccessReport:
+    targets = access.access_targets(
+        editor, password=p.access_password, overrides=p.access_overrides, only=p.access_only or None
+    )
+    return access.test_access(
+        targets, workers=p.access_workers, timeout=p.access_timeout, ca_file=p.ca_file
+    )
+
+
+def _demo(p: ConfigureParams) -> None:
+    """The embedded default: the sample configuration, a demo CRM and Maildirs in the run folder."""
+    from emailrouter_lib.demo.environment import prepare_demo_environment
+
+    run_dir = Path(p.run_dir or ".")
+    env = prepare_demo_environment(run_dir / "demo")
+    p.config_path = run_dir / "Microsoft.Crm.Tools.EmailAgent.xml"
+    shutil.copyfile(SAMPLE_CONFIG, p.config_path)
+    p.crm = env.crm_url
+    support, scenarios = env.mailbox_urls
+    p.access_overrides = {
+        "support@contoso.example": support,
+        **{fm["email_address"]: scenarios for fm in p.forward_mailboxes},
+    }
+    # Only the demo's own Maildirs are tested, so an offline demo makes no DNS look-ups.
+    p.access_only = [f"incoming:{address}" for address in p.access_overrides]
+
+
+def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
+    """Edit, Load Data, Test Access, validate and plan the publish; write only when ``apply``."""
+    p = ConfigureParams.from_mapping(params)
+    if p.demo:
+        _demo(p)
+    if not p.config_path:
+        raise ConfigError("set config_path to the router's Microsoft.Crm.Tools.EmailAgent.xml")
+    config_path = Path(p.config_path)
+    publish_to = Path(p.publish_to) if p.publish_to else config_path
+    config = load_config(config_path)
+    editor = apply_params(
+        ConfigEditor(config),
+        profiles=p.profiles,
+        deployments=p.deployments,
+        forward_mailboxes=p.forward_mailboxes,
+        entries=p.entries,
+    )
+    load_plan = None
+    if p.crm:
+        from emailrouter_lib.crm import open_crm
+
+        crm = open_crm(p.crm)
+        try:
+            records = crm.recipients()
+        finally:
+            crm.close()
+        load_plan = plan_load_data(
+            editor, records, deployment=p.deployment, remove_gone=p.remove_gone
+        )
+        apply_load_data(editor, load_plan, records)
+    access_report = _test_access(editor, p) if p.check_access else access.AccessReport()
+    validation = validate_config(config)
+    validation.findings += access_report.findings()
+    publish_plan = plan_publish(config, publish_to)
+    published = apply_publish(publish_plan) if p.apply else None
+    return ConfigureResult(
+        p,
+        config_path,
+        publish_to,
+        editor,
+        load_plan,
+        access_report,
+        validation,
+        publish_plan,
+        published,
+    )
