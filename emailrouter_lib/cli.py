@@ -44,6 +44,7 @@ def _route(args: argparse.Namespace) -> int:
         # --outgoing adds sending; with --crm alone, sending is all there is to do
         params["directions"] = (["incoming"] if args.mailbox or args.config else []) + ["outgoing"]
         params["transports"] = args.transport or []
+        params["transport_password"] = args.transport_password
     result = routing.run(params)
     print(result)
     if args.run_dir:
@@ -84,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     route.add_argument(
         "--config",
         metavar="PATH",
-        help="a Microsoft.Crm.Tools.EmailAgent.xml: route the POP3 mailboxes its providers list",
+        help="a Microsoft.Crm.Tools.EmailAgent.xml: route the POP3 mailboxes its providers list "
+        "and, with --outgoing, send through the outgoing provider listing each user or queue",
     )
     route.add_argument(
         "--config-password",
@@ -119,7 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="[ADDRESS=]URL",
         help="how to send: smtp://user@host:587?starttls=1&password=env:SMTP_PW, smtps://…, "
-        "pickup:///dir; ADDRESS= for one sender only (default: a pickup folder beside the ledger)",
+        "ewss://…?mailbox=ADDRESS (Exchange), pickup:///dir; ADDRESS= for one sender only "
+        "(default: the --config outgoing provider, the CRM mailbox's email server profile, "
+        "else a pickup folder beside the ledger)",
+    )
+    route.add_argument(
+        "--transport-password",
+        metavar="REF",
+        help="secret reference template for transports taken from --config or the CRM's email "
+        "server profiles, e.g. env:SMTP_PW_{local} (default: --config-password)",
     )
     route.add_argument("--batch-size", type=int, default=200)
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")

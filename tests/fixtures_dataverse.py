@@ -39,15 +39,26 @@ def start_fake(folder: Path, *, demo: bool = True, **options) -> FakeDataverse:
     return FakeDataverse(sqlite_path(url), **options).start()
 
 
+def state_url(server: FakeDataverse, folder: Path, **options: str) -> str:
+    """The server's CRM URL with the router's state file in *folder* (see crm/dataverse/state)."""
+    return server.crm_url(state=str(folder / "dataverse-state.sqlite"), **options)
+
+
 @pytest.fixture
-def fake_dataverse(tmp_path: Path) -> Iterator[FakeDataverse]:
+def router_state_in_tmp(tmp_path: Path, monkeypatch) -> None:
+    """A URL without ``state=`` puts the state file under $XDG_STATE_HOME: keep it in tmp."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+@pytest.fixture
+def fake_dataverse(tmp_path: Path, router_state_in_tmp) -> Iterator[FakeDataverse]:
     server = start_fake(tmp_path)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def ntlm_dataverse(tmp_path: Path, monkeypatch) -> Iterator[FakeDataverse]:
+def ntlm_dataverse(tmp_path: Path, monkeypatch, router_state_in_tmp) -> Iterator[FakeDataverse]:
     """The demo behind NTLM; the password is in an environment variable, by reference."""
     monkeypatch.setenv(NTLM_ENV, NTLM_PASSWORD)
     server = start_fake(tmp_path, ntlm_users={NTLM_ACCOUNT: NTLM_PASSWORD})
@@ -70,7 +81,7 @@ class CrmPair:
 
 
 @pytest.fixture(params=["sqlite", *VARIANTS])
-def crm_pair(request, tmp_path: Path) -> Iterator[CrmPair]:
+def crm_pair(request, tmp_path: Path, router_state_in_tmp) -> Iterator[CrmPair]:
     """An empty CRM (organisation only) behind each backend of the contract suite."""
     if request.param == "sqlite":
         url = init_crm(f"sqlite:///{tmp_path / 'empty.db'}")
@@ -82,7 +93,7 @@ def crm_pair(request, tmp_path: Path) -> Iterator[CrmPair]:
     url_options, server_options = VARIANTS[request.param]
     server = start_fake(tmp_path, demo=False, **server_options)
     store = SqliteCrm(server.store.path)
-    crm = open_crm(server.crm_url(**url_options))
+    crm = open_crm(state_url(server, tmp_path, **url_options))
     yield CrmPair(request.param, crm, store, server)
     crm.close()
     store.close()
@@ -98,5 +109,7 @@ __all__ = [
     "fake_dataverse",
     "ntlm_dataverse",
     "ntlm_url",
+    "router_state_in_tmp",
     "start_fake",
+    "state_url",
 ]

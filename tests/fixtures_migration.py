@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from servers import CHROMIUM as CHROMIUM_PATH
 from servers import CHROMIUM_ARGS
 
 from emailrouter_lib.crm import init_crm, open_crm
+from emailrouter_lib.errors import CrmError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "migration"
@@ -87,9 +89,53 @@ def inspect_in_chromium(
         return pool.submit(work).result(timeout=120)
 
 
+# Every table a migration or a Test & Enable step may write.
+TOUCHED_TABLES = ("emailserverprofile", "mailbox", "systemuser", "queue", "organization")
+
+
 def snapshot(crm) -> dict[str, list[dict]]:
-    """The rows a migration may touch, exactly."""
-    return {table: crm.rows(table) for table in ("emailserverprofile", "mailbox", "organization")}
+    """The rows a migration may touch, exactly (every column)."""
+    return {table: crm.rows(table) for table in TOUCHED_TABLES}
+
+
+def set_delivery_methods(crm, table: str, record_id: str, incoming: int, outgoing: int) -> None:
+    """Give a demo user or queue other delivery methods than the plan's (written with SQL, as
+    an admin's earlier change would be), so that apply has to change them."""
+    with crm.transaction() as conn:
+        conn.execute(
+            f"UPDATE {table} SET incomingemaildeliverymethod = ?, outgoingemaildeliverymethod = ? "
+            f"WHERE {table}id = ?",
+            (incoming, outgoing, record_id),
+        )
+
+
+class FaultyStore:
+    """The real SQLite CRM with a fault injected: the *after*+1-th call of *method* raises.
+
+    ``transactions=False`` hides the store's transaction (``atomic()`` yields False), as a
+    backend without one would behave; ``on_fault`` runs just before the fault is raised.
+    """
+
+    def __init__(self, crm, method: str, *, after: int, transactions: bool = True, on_fault=None):
+        self.crm, self.method, self.left = crm, method, after
+        self.transactions, self.on_fault = transactions, on_fault
+
+    def __getattr__(self, name):
+        target = getattr(self.crm, name)
+        if name == "atomic" and not self.transactions:
+            return lambda: nullcontext(False)
+        if name != self.method:
+            return target
+
+        def faulty(*args, **kwargs):
+            self.left -= 1
+            if self.left < 0:
+                if self.on_fault is not None:
+                    self.on_fault()
+                raise CrmError(f"injected failure in {name}: the connection dropped")
+            return target(*args, **kwargs)
+
+        return faulty
 
 
 def assert_no_secret(text: str, where: str) -> None:

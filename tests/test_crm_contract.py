@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fixtures_dataverse import CrmPair, crm_pair  # noqa: F401
+from fixtures_dataverse import CrmPair, crm_pair, router_state_in_tmp  # noqa: F401
 
 from emailrouter_lib.crm import CrmBackend, NewAttachment, NewEmail, NewParty, Organization
 from emailrouter_lib.crm.base import (
@@ -44,6 +44,8 @@ def _email(**overrides) -> NewEmail:
 
 def _insert(pair: CrmPair, table: str, **row) -> str:
     row.setdefault("createdon", NOW)
+    if row["createdon"] is None:  # tables without the column
+        del row["createdon"]
     with pair.store.transaction() as conn:
         insert_rows(conn, table, [row])
     return next(v for k, v in row.items() if k.endswith("id"))
@@ -313,3 +315,340 @@ def test_empty_calls_cost_nothing(crm_pair: CrmPair) -> None:  # noqa: F811
     crm.create_emails([])
     if crm_pair.server is not None:
         assert len(crm_pair.server.log) == 0
+
+
+# -- outgoing, tracking numbers, smart matching (reference/email-router.md §4, §6) -------------
+
+
+def _outgoing_world(pair: CrmPair) -> dict[str, str]:
+    """A router user with a pending email to a contact (To) and an unresolved Cc, a queue's
+    pending email (owner fallback: no Sender party), and a received email that must not show."""
+    from emailrouter_lib.crm.base import PARTICIPATION_CC, STATUS_PENDING_SEND
+
+    ids = {name: gid() for name in ("user", "queue", "contact", "mine", "queued", "received")}
+    _insert(
+        pair,
+        "systemuser",
+        systemuserid=ids["user"],
+        fullname="Ann Sender",
+        internalemailaddress="ann@contoso.example",
+        outgoingemaildeliverymethod=2,
+        emailrouteraccessapproval=1,
+        trackingusernumber=1,
+    )
+    _insert(
+        pair,
+        "queue",
+        queueid=ids["queue"],
+        name="Support",
+        emailaddress="support@contoso.example",
+        outgoingemaildeliverymethod=2,
+        emailrouteraccessapproval=1,
+        ownerid=ids["user"],
+    )
+    _insert(
+        pair,
+        "contact",
+        contactid=ids["contact"],
+        fullname="Carl Contact",
+        emailaddress1="carl@fabrikam.example",
+    )
+    rows = [
+        (ids["mine"], "systemuser", ids["user"], STATUS_PENDING_SEND, 1, "2024-01-02T00:00:00Z"),
+        (ids["queued"], "systemuser", ids["user"], STATUS_PENDING_SEND, 1, "2024-01-01T00:00:00Z"),
+        (ids["received"], "systemuser", ids["user"], STATUS_RECEIVED, 0, "2024-01-01T00:00:00Z"),
+    ]
+    for activityid, owner_type, owner, status, direction, modified in rows:
+        _insert(
+            pair,
+            "email",
+            activityid=activityid,
+            subject=f"S {activityid[:4]}",
+            description="<p>Hi</p>",
+            directioncode=direction,
+            statecode=1,
+            statuscode=status,
+            ownerid=owner,
+            owneridtype=owner_type,
+            deliveryattempts=2,
+            modifiedon=modified,
+            trackingtoken=None,
+        )
+    parties = [
+        (ids["mine"], PARTICIPATION_SENDER, ids["user"], "systemuser", "ann@contoso.example", None),
+        (ids["mine"], PARTICIPATION_TO, ids["contact"], "contact", "carl@fabrikam.example", None),
+        (ids["mine"], PARTICIPATION_CC, None, None, "x@else.example", "X Person"),
+        (
+            ids["queued"],
+            PARTICIPATION_SENDER,
+            ids["queue"],
+            "queue",
+            "support@contoso.example",
+            None,
+        ),
+        (ids["queued"], PARTICIPATION_TO, ids["contact"], "contact", "carl@fabrikam.example", None),
+    ]
+    for activityid, mask, party, kind, address, name in parties:
+        _insert(
+            pair,
+            "activityparty",
+            activitypartyid=gid(),
+            activityid=activityid,
+            participationtypemask=mask,
+            partyid=party,
+            partyobjecttypecode=kind,
+            addressused=address,
+            unresolvedpartyname=name,
+            createdon=None,
+        )
+    return ids
+
+
+def _last_error(pair: CrmPair, activityid: str) -> str | None:
+    if pair.server is None:
+        return pair.store.email(activityid)["emailrouter_lasterror"]
+    return pair.crm.last_delivery_error(activityid)
+
+
+def test_outgoing_emails_come_oldest_first_with_sender_and_parties(crm_pair: CrmPair) -> None:  # noqa: F811
+    from emailrouter_lib.crm.base import STATUS_PENDING_SEND
+
+    ids = _outgoing_world(crm_pair)
+    found = crm_pair.crm.outgoing_emails([STATUS_PENDING_SEND], limit=10)
+    assert [e.activityid for e in found] == [ids["queued"], ids["mine"]]
+    queued, mine = found
+    assert (queued.sender.entity, queued.sender.id, queued.sender.name) == (
+        "queue",
+        ids["queue"],
+        "Support",
+    )
+    assert queued.sender.emailaddress == "support@contoso.example"
+    assert queued.sender.trackingusernumber is None and not queued.sender.isdisabled
+    assert (mine.sender.entity, mine.sender.id, mine.sender.trackingusernumber) == (
+        "systemuser",
+        ids["user"],
+        1,
+    )
+    assert mine.sender.outgoingemaildeliverymethod == 2 and mine.deliveryattempts == 2
+    assert (mine.subject, mine.description, mine.statuscode, mine.ownerid) == (
+        f"S {ids['mine'][:4]}",
+        "<p>Hi</p>",
+        STATUS_PENDING_SEND,
+        ids["user"],
+    )
+    assert [(p.participationtypemask, p.addressused, p.name, p.partyid) for p in mine.parties] == [
+        (PARTICIPATION_TO, "carl@fabrikam.example", "Carl Contact", ids["contact"]),
+        (3, "x@else.example", "X Person", None),
+    ]
+    assert mine.attemptid is None
+    assert [e.activityid for e in crm_pair.crm.outgoing_emails([6], limit=1)] == [ids["queued"]]
+    assert crm_pair.crm.outgoing_emails([], limit=5) == []
+
+
+def test_status_changes_are_compare_and_set(crm_pair: CrmPair) -> None:  # noqa: F811
+    from emailrouter_lib.crm.base import (
+        STATE_COMPLETED,
+        STATE_OPEN,
+        STATUS_FAILED,
+        STATUS_PENDING_SEND,
+        STATUS_SENDING,
+        STATUS_SENT,
+        EmailStatusChange,
+    )
+
+    crm, ids = crm_pair.crm, _outgoing_world(crm_pair)
+    mine, queued = ids["mine"], ids["queued"]
+
+    def claim(activityid: str, attempt: str) -> EmailStatusChange:
+        return EmailStatusChange(
+            activityid,
+            STATUS_PENDING_SEND,
+            STATUS_SENDING,
+            STATE_COMPLETED,
+            attemptid=attempt,
+            subject="Tagged [CRM:0001001]",
+            trackingtoken="CRM:0001001",
+        )
+
+    assert crm.update_email_status([claim(mine, "A"), claim(queued, "B")]) == {mine, queued}
+    assert crm.update_email_status([claim(mine, "C")]) == set()  # no longer Pending Send
+    sending = {e.activityid: e for e in crm.outgoing_emails([STATUS_SENDING], limit=10)}
+    assert (sending[mine].attemptid, sending[queued].attemptid) == ("A", "B")
+    assert sending[mine].subject == "Tagged [CRM:0001001]"
+    assert sending[mine].trackingtoken == "CRM:0001001"
+
+    def sent(activityid: str, attempt: str) -> EmailStatusChange:
+        return EmailStatusChange(
+            activityid,
+            STATUS_SENDING,
+            STATUS_SENT,
+            STATE_COMPLETED,
+            expected_attemptid=attempt,
+            messageid=f"<{attempt}@x>",
+            senton="2024-01-03T00:00:00Z",
+            error="",
+        )
+
+    assert crm.update_email_status([sent(mine, "wrong")]) == set()  # another attempt holds it
+    # A user cancels the queue's email meanwhile: the router's change is skipped, not forced.
+    with crm_pair.store.transaction() as conn:
+        conn.execute("UPDATE email SET statuscode = 5 WHERE activityid = ?", (queued,))
+    assert crm.update_email_status([sent(mine, "A"), sent(queued, "B")]) == {mine}
+    row = crm_pair.store.email(mine)
+    assert (row["statuscode"], row["statecode"], row["messageid"]) == (3, 1, "<A@x>")
+    assert crm_pair.store.email(queued)["statuscode"] == 5
+    assert crm.outgoing_emails([STATUS_SENDING], limit=10) == []
+
+    # A failure keeps its error text; the next success clears it.
+    with crm_pair.store.transaction() as conn:
+        conn.execute("UPDATE email SET statuscode = 6 WHERE activityid = ?", (queued,))
+    assert crm.update_email_status([claim(queued, "D")]) == {queued}
+    failed = EmailStatusChange(
+        queued,
+        STATUS_SENDING,
+        STATUS_FAILED,
+        STATE_OPEN,
+        expected_attemptid="D",
+        deliveryattempts=3,
+        error="554 rejected",
+    )
+    assert crm.update_email_status([failed]) == {queued}
+    row = crm_pair.store.email(queued)
+    assert (row["statuscode"], row["statecode"], row["deliveryattempts"]) == (8, 0, 3)
+    assert _last_error(crm_pair, queued) == "554 rejected"
+    # Without an expected attempt (an email stuck in Sending elsewhere) only the status counts.
+    assert crm.update_email_status([]) == set()
+
+
+def test_tracking_numbers_continue_after_stored_tokens_and_wrap(crm_pair: CrmPair) -> None:  # noqa: F811
+    crm, ids = crm_pair.crm, _outgoing_world(crm_pair)
+    with crm_pair.store.transaction() as conn:
+        conn.execute("UPDATE organization SET maximumtrackingnumber = 9")
+        conn.execute(
+            "UPDATE email SET trackingtoken = 'CRM:0017' WHERE activityid = ?", (ids["mine"],)
+        )
+    other = gid()
+    _insert(crm_pair, "systemuser", systemuserid=other, fullname="New User", trackingusernumber=2)
+    numbers = crm.allocate_tracking_numbers({ids["user"]: 4, other: 2, gid(): 0})
+    assert numbers == {ids["user"]: [8, 9, 0, 1], other: [1, 2]}
+    assert crm.allocate_tracking_numbers({ids["user"]: 1}) == {ids["user"]: [2]}
+    assert crm.allocate_tracking_numbers({}) == {}
+
+
+def test_smart_matching_hashes_newest_first(crm_pair: CrmPair) -> None:  # noqa: F811
+    from emailrouter_lib.crm.base import EmailHashes
+
+    crm = crm_pair.crm
+    emails = [_email(subject=f"Quote {n}") for n in range(3)]
+    crm.create_emails(emails)
+    first, second, third = (e.activityid for e in emails)
+    crm.store_email_hashes({first: EmailHashes((1, 2), (10, 11))})
+    crm.store_email_hashes({second: EmailHashes((3,), (11, 12)), third: EmailHashes((4,), (99,))})
+    found = crm.email_hash_candidates([11, 12, 13])
+    assert list(found) == [second, first]
+    assert found[first] == EmailHashes((1, 2), (10, 11))
+    assert list(crm.email_hash_candidates([11], limit=1)) == [second]
+    crm.store_email_hashes({first: EmailHashes((5,), (50,))})  # replaced, not added
+    assert crm.email_hash_candidates([10, 11]) == {second: EmailHashes((3,), (11, 12))}
+    assert crm.email_hash_candidates([]) == {}
+    assert crm.emails_by_activity_id([second])[second].subject == "Quote 1"
+
+
+# -- mailbox settings (MailboxSettingsStore: migration to server-side synchronization) ---------
+
+
+def test_profiles_are_created_updated_and_unchanged_by_name(crm_pair: CrmPair) -> None:  # noqa: F811
+    store = crm_pair.crm
+    values = {
+        "name": "Exchange Online",
+        "servertype": 0,
+        "incomingusessl": True,
+        "incomingserverlocation": "https://outlook.office365.com/EWS/Exchange.asmx",
+    }
+    created = store.save_email_server_profile(values)
+    assert created.action == "created" and created.changed
+    assert store.save_email_server_profile(values).action == "unchanged"
+    updated = store.save_email_server_profile(
+        {**values, "incomingusessl": False, "outgoingportnumber": 587}
+    )
+    assert (updated.id, updated.action) == (created.id, "updated")
+    assert updated.before.keys() == {"incomingusessl", "outgoingportnumber"}
+    assert bool(updated.before["incomingusessl"]) and updated.before["outgoingportnumber"] is None
+    (row,) = [p for p in store.email_server_profiles() if p["emailserverprofileid"] == created.id]
+    assert (bool(row["incomingusessl"]), row["outgoingportnumber"]) == (False, 587)
+    renamed = store.save_email_server_profile({"name": "exchange ONLINE"})  # found in any case
+    assert (renamed.id, renamed.before) == (created.id, {"name": "Exchange Online"})
+    store.delete_email_server_profile(created.id)
+    store.delete_email_server_profile(created.id)  # gone already: no error
+    assert store.email_server_profiles() == []
+
+
+def test_mailboxes_by_owner_and_forward_address_and_the_channel(crm_pair: CrmPair) -> None:  # noqa: F811
+    store = crm_pair.crm
+    user = _insert(
+        crm_pair,
+        "systemuser",
+        systemuserid=gid(),
+        fullname="Mia",
+        internalemailaddress="mia@contoso.example",
+    )
+    profile = store.save_email_server_profile({"name": "SSS"}).id
+    owned = {
+        "regardingobjectid": user,
+        "regardingobjecttypecode": "systemuser",
+        "name": "Mia",
+        "emailaddress": "mia@contoso.example",
+        "incomingemaildeliverymethod": 2,
+        "emailserverprofile": profile,
+        "enabledforincomingemail": True,
+    }
+    made = store.save_mailbox(owned)
+    assert made.action == "created"
+    assert store.save_mailbox(owned).action == "unchanged"
+    moved = store.save_mailbox(
+        {"regardingobjectid": user, "emailserverprofile": None, "incomingemaildeliverymethod": 3}
+    )
+    assert (moved.id, moved.action) == (made.id, "updated")
+    assert moved.before == {"emailserverprofile": profile, "incomingemaildeliverymethod": 2}
+    back = store.save_mailbox({"regardingobjectid": user, **moved.before})  # a rollback
+    assert back.action == "updated"
+    (row,) = [m for m in store.mailboxes() if m["mailboxid"] == made.id]
+    assert (row["regardingobjectid"], row["regardingobjecttypecode"]) == (user, "systemuser")
+    assert (row["emailserverprofile"], row["incomingemaildeliverymethod"]) == (profile, 2)
+    forward = {
+        "emailaddress": "fwd@contoso.example",
+        "name": "Forward",
+        "isforwardmailbox": True,
+        "regardingobjectid": None,
+    }
+    fwd = store.save_mailbox(forward)
+    assert fwd.action == "created" and store.save_mailbox(forward).action == "unchanged"
+    store.delete_mailbox(fwd.id)
+    store.delete_mailbox(fwd.id)
+    assert [m["mailboxid"] for m in store.mailboxes()] == [made.id]
+
+    switched = store.set_email_connection_channel(0)
+    assert (switched.action, switched.before) == ("updated", {"emailconnectionchannel": 1})
+    assert store.set_email_connection_channel(0).action == "unchanged"
+    assert crm_pair.crm.organization().emailconnectionchannel == 0
+    assert store.set_email_connection_channel(1).before == {"emailconnectionchannel": 0}
+
+
+def test_update_recipient_writes_only_delivery_methods_that_differ(crm_pair: CrmPair) -> None:  # noqa: F811
+    store = crm_pair.crm
+    queue = _insert(crm_pair, "queue", queueid=gid(), name="Q", incomingemaildeliverymethod=0)
+    methods = {"incomingemaildeliverymethod": 2, "outgoingemaildeliverymethod": 2}
+    changed = store.update_recipient("queue", queue, methods)
+    assert (changed.id, changed.action, changed.before) == (
+        queue,
+        "updated",
+        {"incomingemaildeliverymethod": 0},
+    )
+    assert store.update_recipient("queue", queue, methods).action == "unchanged"
+    assert crm_pair.store.rows("queue", queueid=queue)[0]["incomingemaildeliverymethod"] == 2
+    with pytest.raises(CrmError, match="writes only"):
+        store.update_recipient("queue", queue, {"name": "other"})
+    with pytest.raises(CrmError, match="no systemuser"):
+        store.update_recipient("systemuser", gid(), methods)
+    with store.atomic() as all_or_nothing:
+        assert all_or_nothing is (crm_pair.server is None)  # the Web API has no transaction

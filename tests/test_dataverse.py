@@ -16,6 +16,7 @@ from fixtures_dataverse import (  # noqa: F401
     fake_dataverse,
     ntlm_dataverse,
     ntlm_url,
+    router_state_in_tmp,
     start_fake,
 )
 

@@ -1,7 +1,9 @@
 """Applying a plan to the embedded SQLite CRM: idempotent, recorded, and undone exactly.
 
-"Exactly" is checked on whole rows: every column of every ``emailserverprofile``, ``mailbox``
-and ``organization`` row is the same after apply + rollback as before the apply.
+"Exactly" is checked on whole rows: every column of every ``emailserverprofile``, ``mailbox``,
+``systemuser``, ``queue`` and ``organization`` row is the same after apply + rollback as before
+the apply. Faults are injected into the real SQLite CRM (``FaultyStore``), with and without its
+transaction.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import json
 
 import pytest
 from fixtures_migration import (  # noqa: F401
+    FaultyStore,
     assert_no_secret,
     demo_crm,
     sample,
+    set_delivery_methods,
     snapshot,
     variant,
 )
@@ -31,31 +35,18 @@ from emailrouter_lib.migration import (
     run,
     write_plan,
 )
+from emailrouter_lib.migration import apply as apply_module
 from emailrouter_lib.migration.cli import main
 from emailrouter_lib.migration.demo import prepare_migration_demo
 
 FRANK = "user:acb81b86-52b1-5d6c-a758-3bef08cbfc6e"
+SUPPORT_QUEUE = "3fdfe281-da4c-5aeb-9fc4-a9feef4784db"  # in router-a.xml, planned 2 / 2
+ROUTERS = ("router-a.xml", "router-b.xml")
 
 
 def plan_for(crm, *names):
     routers = [load_config(variant(n)) for n in names]
     return build_plan(routers, crm, PlanOptions(created="2024-03-08T00:00:00Z"))
-
-
-class FailingStore:
-    """The real SQLite CRM, with a fault injected: the mailbox write after *after* fails."""
-
-    def __init__(self, crm, *, after: int):
-        self.crm, self.left = crm, after
-
-    def __getattr__(self, name):
-        return getattr(self.crm, name)
-
-    def save_mailbox(self, values):
-        self.left -= 1
-        if self.left < 0:
-            raise CrmError("injected failure: the connection dropped")
-        return self.crm.save_mailbox(values)
 
 
 def test_sqlite_crm_is_a_mailbox_settings_store(demo_crm):  # noqa: F811
@@ -130,14 +121,89 @@ def test_rollback_refuses_another_crm(demo_crm, tmp_path):  # noqa: F811
         other.close()
 
 
-def test_a_failed_apply_keeps_its_record_for_rollback(demo_crm, tmp_path):  # noqa: F811
+def test_apply_writes_delivery_methods_on_the_user_and_queue_too(demo_crm):  # noqa: F811
+    set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
+    plan = plan_for(demo_crm, *ROUTERS)
+    queue_plan = next(mb for mb in plan.mailboxes if mb.owner == f"queue:{SUPPORT_QUEUE}")
+    assert "queue.incomingemaildeliverymethod" in queue_plan.changes
+    record = apply_plan(plan, demo_crm)
+    assert {c.table for c in record.changes if c.action == "updated"} >= {"systemuser", "queue"}
+    queue = demo_crm.rows("queue", queueid=SUPPORT_QUEUE)[0]
+    mailbox = demo_crm.rows("mailbox", regardingobjectid=SUPPORT_QUEUE)[0]
+    for row in (queue, mailbox):
+        assert (row["incomingemaildeliverymethod"], row["outgoingemaildeliverymethod"]) == (2, 2)
+    frank = demo_crm.rows("systemuser", systemuserid=FRANK.split(":")[1])[0]
+    assert frank["incomingemaildeliverymethod"] == 3  # forward mailbox, on both sides
+    assert record.transaction is True
+
+
+def test_apply_again_then_rollback_restores_every_touched_table(demo_crm, tmp_path):  # noqa: F811
+    set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
     before = snapshot(demo_crm)
-    plan = plan_for(demo_crm, "router-a.xml")
     record_path = tmp_path / "record.json"
+    first = apply_plan(plan_for(demo_crm, *ROUTERS), demo_crm, record_path=record_path)
+    after = snapshot(demo_crm)
+    assert all(after[table] != before[table] for table in before), "every table is touched"
+    second = apply_plan(plan_for(demo_crm, *ROUTERS), demo_crm)
+    assert second.changed == 0 and snapshot(demo_crm) == after
+    rollback(ApplyRecord.read(record_path), demo_crm)
+    assert snapshot(demo_crm) == before
+    assert first.changed > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "after"),
+    [
+        ("save_mailbox", 3),  # in the middle of the mailboxes
+        ("update_recipient", 2),  # on a user's own columns
+        ("set_email_connection_channel", 0),  # the very last write
+    ],
+)
+def test_a_failure_mid_apply_on_sqlite_leaves_nothing_written(
+    demo_crm,  # noqa: F811
+    tmp_path,
+    method,
+    after,
+):
+    set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
+    before = snapshot(demo_crm)
+    record_path = tmp_path / "record.json"
+    store = FaultyStore(demo_crm, method, after=after)
     with pytest.raises(CrmError, match="injected"):
-        apply_plan(plan, FailingStore(demo_crm, after=3), record_path=record_path)
+        apply_plan(plan_for(demo_crm, *ROUTERS), store, record_path=record_path)
+    assert snapshot(demo_crm) == before
     record = ApplyRecord.read(record_path)
-    assert record.status == "failed" and record.changes
+    assert record.status == "failed" and record.transaction is True
+    assert record.changes == [] and record.discarded > 0
+    assert "nothing was written" in record.error
+    assert apply_plan(plan_for(demo_crm, *ROUTERS), demo_crm).changed > 0  # still appliable
+
+
+def test_without_a_transaction_the_record_undoes_a_partial_apply(
+    demo_crm,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """A store that cannot group writes (``atomic()`` yields False) keeps what it wrote; the
+    record, written every CHECKPOINT changes and at the end, undoes exactly that."""
+    monkeypatch.setattr(apply_module, "CHECKPOINT", 2)
+    set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
+    before = snapshot(demo_crm)
+    record_path = tmp_path / "record.json"
+    on_disk: list[int] = []
+
+    def look_at_the_record():  # what a crash right now would leave behind
+        on_disk.append(len(ApplyRecord.read(record_path).changes))
+
+    store = FaultyStore(
+        demo_crm, "save_mailbox", after=4, transactions=False, on_fault=look_at_the_record
+    )
+    with pytest.raises(CrmError, match="injected"):
+        apply_plan(plan_for(demo_crm, *ROUTERS), store, record_path=record_path)
+    assert snapshot(demo_crm) != before  # half written, as such a store would be
+    record = ApplyRecord.read(record_path)
+    assert record.status == "failed" and record.transaction is False and record.changes
+    assert on_disk and on_disk[0] >= 2 and on_disk[0] % 2 == 0
     rollback(record, demo_crm)
     assert snapshot(demo_crm) == before
 

@@ -11,7 +11,11 @@ time budget; nothing in a mailbox, the CRM or the ledger is changed.
     result.write_artifacts(run_dir)     # report.html, audit.xlsx, CSVs, summary.json
 
 Any source ``open_source`` can open is audited the same way (POP3, IMAP, Maildir, .eml
-directories, and EWS once those URLs exist).
+directories, Exchange over ``ews://``/``ewss://``). Where the server knows each item's class (EWS
+``ItemClass``) the counts use it instead of inferring the class from MIME. For every user and queue
+whose incoming delivery method is Forward Mailbox, the audit also reads the mailbox's inbox rules
+once and says whether our forward rule is present and correct, missing, altered (how), or cannot
+be checked (why), judged by the rules package exactly as a deployment plan would.
 """
 
 from __future__ import annotations

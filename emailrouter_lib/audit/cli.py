@@ -2,6 +2,7 @@
 
     emailrouter audit --crm sqlite:///crm.sqlite [--mailbox URL ...] [--config PATH ...]
                       [--since 30d] [--concurrency 8] [--run-dir DIR]
+                      [--ews SERVICE-ACCOUNT-URL] [--rule-name NAME] [--forward-mailbox ADDR]
 
 Exit status 0 when every mailbox that was tried answered, 1 when one did not (so a cron job can
 alert), 2 on bad input.
@@ -29,6 +30,9 @@ def _audit(args: argparse.Namespace) -> int:
             "max_items": args.max_items,
             "migration_plan": args.migration_plan,
             "ca_file": args.cafile,
+            "ews": args.ews,
+            "rule_name": args.rule_name,
+            "forward_mailbox": args.forward_mailbox,
             "progress": False if args.quiet else None,
         }
     )
@@ -71,6 +75,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     audit.add_argument("--max-items", type=int, default=2000, help="newest items read per mailbox")
     audit.add_argument("--migration-plan", metavar="PATH", help="link this plan from the report")
     audit.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS")
+    audit.add_argument(
+        "--ews",
+        metavar="URL",
+        help="service account that reads forward-delivery mailboxes' inbox rules, e.g. "
+        "ewss://CONTOSO%%5Csvc@mail.contoso.com/EWS/Exchange.asmx?password=env:EWS_PASSWORD",
+    )
+    audit.add_argument("--rule-name", metavar="NAME", help="the forward rule's name to look for")
+    audit.add_argument(
+        "--forward-mailbox", metavar="ADDR", help="the forward mailbox the rule must name"
+    )
     audit.add_argument("--run-dir", metavar="DIR", help="write report.html, audit.xlsx, CSVs here")
     audit.add_argument("--quiet", action="store_true", help="no progress bar")
     audit.set_defaults(func=_audit)

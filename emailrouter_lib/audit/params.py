@@ -40,6 +40,12 @@ class AuditParams:
     max_items: int = 2000  # newest items read per mailbox; beyond that counts are a sample
     tracked_classes: list[str] = field(default_factory=lambda: list(TRACKED_CLASSES))
     migration_plan: str | None = None  # path or URL of a migration plan, linked from the report
+    # The forward rule of forward-delivery users and queues (read, never changed): its name, the
+    # service account that reads it (ews(s):// URL without mailbox=, as for rule deployment), and
+    # the forward mailbox it must name when the CRM and configuration do not say.
+    rule_name: str | None = None  # None: the rules package's DEFAULT_RULE_NAME
+    ews: str | None = None
+    forward_mailbox: str | None = None
     ca_file: str | None = None
     run_id: str | None = None
     run_dir: str | None = None
@@ -90,6 +96,8 @@ class AuditParams:
                     f"{name} must be a secret reference template such as env:PW_{{local}}, "
                     "never a password"
                 )
+        if self.rule_name is not None and not str(self.rule_name).strip():
+            raise ConfigError("rule_name must not be empty; leave it out for the default name")
         if not self.tracked_classes:
             raise ConfigError("tracked_classes is empty: every message would count as untracked")
         self.since_datetime()  # fails early on a bad value

@@ -5,6 +5,10 @@ exception: the state says which kind of failure (the login was refused, the serv
 reached, TLS failed) and the error keeps the server's own words, which are what an admin pastes
 into a ticket. Reading is read-only: sources fetch without setting flags, nothing is moved.
 
+Message classes: a server that knows each item's class (EWS ``ItemClass``, offered by a source's
+``item_class``) is believed over inference from MIME, as routing does; not in a forward mailbox,
+where the wrapper's class says nothing about the original inside it.
+
 Counting walks the Inbox from the newest item back and stops once a whole batch is older than
 the window, after ``max_items`` items or after the time budget, so a mailbox holding years of
 mail costs about what its recent mail costs; the row then says its counts are a sample.
@@ -29,13 +33,18 @@ from emailrouter_lib.errors import (
 from emailrouter_lib.mail import ParsedMessage, infer_message_class, is_tracked, unwrap_forward
 from emailrouter_lib.mailboxes import open_source
 
-OK, AUTH_FAILED, UNREACHABLE, TLS_FAILED, ERROR = (
+OK, AUTH_FAILED, UNREACHABLE, THROTTLED, TLS_FAILED, ERROR = (
     "ok",
     "auth-failed",
     "unreachable",
+    "throttled",
     "tls-failed",
     "error",
 )
+SERVER_CLASSES, INFERRED_CLASSES = "ItemClass", "MIME"  # where a mailbox's classes came from
+# What an EWS client names the server's "too busy" answers (the class names travel in the
+# exception chain; protocol libraries are not imported above mailboxes/).
+_THROTTLING = frozenset({"ErrorServerBusy", "RateLimitError", "ErrorTooManyObjectsOpened"})
 SKIPPED, NOT_CHECKED = "skipped", "not-checked"
 INVALID_FORWARD = "InvalidForwardMailItem"
 UNREADABLE = "unreadable"
@@ -60,6 +69,7 @@ class Probe:
     oldest_unprocessed_subject: str | None = None
     newest: datetime | None = None
     sampled: bool = False
+    classes_from: str | None = None  # SERVER_CLASSES or INFERRED_CLASSES, once items were read
     last_run: LastRun | None = None
     seconds: float = 0.0
 
@@ -87,7 +97,8 @@ def probe_mailbox(
     except MailboxTLSError as exc:
         probe.state, probe.error = TLS_FAILED, _text(exc)
     except MailboxConnectError as exc:
-        probe.state, probe.error = UNREACHABLE, _text(exc)
+        probe.state = THROTTLED if _chain_names(exc) & _THROTTLING else UNREACHABLE
+        probe.error = _text(exc)
     except SecretError as exc:
         probe.state, probe.error = ERROR, f"password reference: {exc}"
     except EmailRouterError as exc:
@@ -109,6 +120,8 @@ def _count(source, probe, since, tracked_classes, ledger, deadline, max_items) -
     unprocessed = [key for key in keys if key not in known]
     probe.items, probe.unprocessed = len(keys), len(unprocessed)
     probe.in_window = probe.tracked = probe.untracked = 0
+    class_of = None if source.is_forward_mailbox else getattr(source, "item_class", None)
+    probe.classes_from = SERVER_CLASSES if class_of else INFERRED_CLASSES
     dates: dict[str, datetime | None] = {}
     subjects: dict[str, str] = {}
     position = len(keys)
@@ -122,6 +135,7 @@ def _count(source, probe, since, tracked_classes, ledger, deadline, max_items) -
         for key, raw in source.fetch(batch):
             probe.read += 1
             date, subject, name = _classify(raw, key, source.is_forward_mailbox)
+            name = (class_of(key) if class_of else None) or name
             dates[key], subjects[key] = date, subject
             if date is not None and (probe.newest is None or date > probe.newest):
                 probe.newest = date
@@ -160,12 +174,43 @@ def _classify(raw: bytes, key: str, forward: bool) -> tuple[datetime | None, str
         return None, "", UNREADABLE
 
 
-def _text(exc: Exception) -> str:
-    """The error without the mailbox name in front (the row names the mailbox already)."""
+def error_text(exc: BaseException) -> str:
+    """The error without the mailbox name in front (the row names the mailbox already), plus
+    the server's own answer when our message put it in words of its own."""
     text, mailbox = str(exc), getattr(exc, "mailbox", None)
     if mailbox and text.startswith(f"{mailbox}: "):
-        return text[len(mailbox) + 2 :]
+        text = text[len(mailbox) + 2 :]
+    said = server_words(exc)
+    if said and said.split(": ", 1)[-1] not in text:
+        text = f"{text} [server: {said}]"
     return text
+
+
+_text = error_text
+
+
+def _chain(exc: BaseException):
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _chain_names(exc: BaseException) -> set[str]:
+    return {type(e).__name__ for e in _chain(exc)}
+
+
+def server_words(exc: BaseException) -> str | None:
+    """The deepest EWS response code and text in *exc*'s chain (``ErrorServerBusy: The server
+    cannot service this request right now…``), which our own messages summarise away."""
+    found = None
+    for cause in _chain(exc):
+        name = type(cause).__name__
+        if name.startswith("Error") and not isinstance(cause, EmailRouterError) and str(cause):
+            found = f"{name}: {str(cause)[:300]}"
+    return found
 
 
 def _clear_counts(probe: Probe) -> None:
@@ -174,3 +219,4 @@ def _clear_counts(probe: Probe) -> None:
     probe.oldest_unprocessed = probe.newest = None
     probe.oldest_unprocessed_subject = None
     probe.read = 0
+    probe.classes_from = None

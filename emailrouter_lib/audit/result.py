@@ -20,11 +20,21 @@ import emailrouter_lib
 from emailrouter_lib.audit.crm_view import APPROVAL, DELIVERY, EMAIL_STATUS, CrmMailbox, label
 from emailrouter_lib.audit.findings import Finding
 from emailrouter_lib.audit.probe import Probe
+from emailrouter_lib.audit.rule_check import RuleCheck, rule_counts
 from emailrouter_lib.audit.targets import Target
 from emailrouter_lib.mail.classify import is_tracked
 
 # Worst first: the report's tables are sorted by this, and cut after the first rows.
-STATE_ORDER = ("error", "auth-failed", "unreachable", "tls-failed", "skipped", "not-checked", "ok")
+STATE_ORDER = (
+    "error",
+    "auth-failed",
+    "unreachable",
+    "throttled",
+    "tls-failed",
+    "skipped",
+    "not-checked",
+    "ok",
+)
 HTML_ROWS = 1000  # rows per table in report.html; the CSV and Excel files hold every row
 
 COUNT_COLUMNS = ("items", "unprocessed", "in_window", "tracked", "untracked")
@@ -42,6 +52,9 @@ MAILBOX_COLUMNS = [
     "tracked",
     "untracked",
     "sampled",
+    "classes_from",
+    "forward_rule",
+    "forward_rule_detail",
     "last_run",
     "last_run_outcomes",
     "incoming_delivery",
@@ -61,6 +74,7 @@ class AuditRow:
     target: Target
     probe: Probe
     crm: CrmMailbox | None
+    rule: RuleCheck | None = None  # forward-delivery mailboxes only: our inbox rule there
 
     def record(self) -> dict[str, Any]:
         t, p, c = self.target, self.probe, self.crm
@@ -79,6 +93,9 @@ class AuditRow:
             "tracked": p.tracked,
             "untracked": p.untracked,
             "sampled": p.sampled if p.items is not None else None,
+            "classes_from": p.classes_from,
+            "forward_rule": self.rule.state if self.rule else None,
+            "forward_rule_detail": self.rule.detail if self.rule else None,
             "last_run": last.run_id if last else None,
             "last_run_outcomes": last.text if last else None,
             "incoming_delivery": label(DELIVERY, c.incoming) if c and c.kind != "forward" else None,
@@ -107,6 +124,7 @@ class AuditResult:
     concurrency: int = 1
     migration_plan: str | None = None
     limits: list[str] = field(default_factory=list)
+    rule_name: str | None = None  # the forward rule checked in forward-delivery mailboxes
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -177,6 +195,11 @@ class AuditResult:
         return {s: found[s] for s in (*STATE_ORDER, *sorted(found)) if found.get(s)}
 
     @property
+    def rule_counts(self) -> dict[str, int]:
+        """Forward rules of forward-delivery mailboxes by state: present, missing, altered..."""
+        return rule_counts([r.rule for r in self.rows])
+
+    @property
     def class_mix(self) -> dict[str, int]:
         total: Counter[str] = Counter()
         for r in self.rows:
@@ -212,6 +235,8 @@ class AuditResult:
             "tracked": self._total("tracked"),
             "untracked": self._total("untracked"),
             "message_classes": self.class_mix,
+            "forward_rules": self.rule_counts,
+            "rule_name": self.rule_name,
             "findings": dict(Counter(f.severity for f in self.findings).most_common()),
             "migration_plan": self.migration_plan,
             "limits": self.limits,
@@ -230,6 +255,8 @@ class AuditResult:
             "mailboxes_by_state": self.counts,
             "message_class_mix": self.class_mix,
         }
+        if self.rule_counts:
+            summary["forward_rules_by_state"] = self.rule_counts
         severity = dict(Counter(f.severity for f in self.findings).most_common())
         if severity:
             summary["findings_by_severity"] = severity
@@ -247,7 +274,7 @@ class AuditResult:
     def figures(self) -> dict[str, str]:
         from emailrouter_lib.reports.charts import BAD, GOOD, NEUTRAL, WARN, bar_chart
 
-        colours = {"ok": GOOD, "skipped": NEUTRAL, "not-checked": NEUTRAL}
+        colours = {"ok": GOOD, "skipped": NEUTRAL, "not-checked": NEUTRAL, "throttled": WARN}
         states = self.counts
         figures = {
             "Mailboxes by state": bar_chart(
@@ -268,6 +295,17 @@ class AuditResult:
                 title="Message classes in the window",
                 xlabel="items",
                 colors=[GOOD if is_tracked(c, self.tracked_classes) else NEUTRAL for c in order],
+            )
+        rules = self.rule_counts
+        if set(rules) - {"cannot-check"}:  # a chart of "could not read any" says nothing more
+            figures["Forward rules in forward-delivery mailboxes"] = bar_chart(
+                rules,
+                title=f"Forward rule {self.rule_name!r}",
+                xlabel="mailboxes",
+                colors=[
+                    GOOD if s == "present" else (WARN if s == "cannot-check" else BAD)
+                    for s in sorted(rules, key=lambda s: -rules[s])
+                ],
             )
         backlog = {
             str(r.target.address or r.target.shown): r.probe.unprocessed
@@ -319,6 +357,10 @@ class AuditResult:
     def __str__(self) -> str:
         lines = [f"mailbox audit {self.run_id}: {len(self.rows)} mailbox(es)"]
         lines += [f"  {state:<14} {n}" for state, n in self.counts.items()]
+        if self.rule_counts:
+            lines.append(
+                "  forward rules: " + ", ".join(f"{n} {s}" for s, n in self.rule_counts.items())
+            )
         for row in self.table.itertuples():
             if row.state != "ok" and row.error:
                 lines.append(f"  {row.state}: {row.mailbox}: {row.error}")

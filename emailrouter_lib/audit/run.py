@@ -15,6 +15,11 @@ from emailrouter_lib.audit.history import LedgerView
 from emailrouter_lib.audit.params import AuditParams
 from emailrouter_lib.audit.probe import ERROR, NOT_CHECKED, SKIPPED, Probe, probe_mailbox
 from emailrouter_lib.audit.result import AuditResult, AuditRow
+from emailrouter_lib.audit.rule_check import (
+    RuleCheck,
+    RuleChecker,
+    rule_findings,
+)
 from emailrouter_lib.audit.targets import Target, collect_targets
 
 
@@ -47,6 +52,24 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
             list(p.mailboxes), list(p.config), p.config_password, p.url_template, crm, view
         )
 
+        rules = RuleChecker(
+            crm=crm,
+            view=view,
+            config_paths=list(p.config),
+            rule_name=p.rule_name,
+            forward_mailbox=p.forward_mailbox,
+            ews=p.ews,
+            url_template=p.url_template,
+            concurrency=p.concurrency,
+            timeout=p.timeout,
+            ca_file=p.ca_file,
+        )
+        result.rule_name = rules.rule_name
+        targets += rules.unlisted(targets)
+
+        def probe_and_rule(target: Target) -> tuple[Probe, RuleCheck | None]:
+            return probe(target), rules.check(target)  # one worker: a slow mailbox holds one
+
         def probe(target: Target) -> Probe:
             if target.invalid:
                 return Probe(state=ERROR, error=target.invalid)
@@ -70,7 +93,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
 
         show = p.progress if p.progress is not None else None
         with ThreadPoolExecutor(max_workers=p.concurrency, thread_name_prefix="audit") as pool:
-            probes = pool.map(probe, targets)
+            probes = pool.map(probe_and_rule, targets)
             bar = tqdm(
                 probes,
                 total=len(targets),
@@ -78,9 +101,12 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
                 unit="mailbox",
                 disable=None if show is None else not show,
             )
-            for target, found in zip(targets, bar, strict=True):
-                result.rows.append(AuditRow(target, found, view.find(target.address)))
+            for target, (found, rule) in zip(targets, bar, strict=True):
+                result.rows.append(AuditRow(target, found, view.find(target.address), rule))
         result.findings = find_problems(targets, listing, view)
+        result.findings += rule_findings(
+            [(r.target, r.rule) for r in result.rows], rules.rule_name or ""
+        )
     finally:
         ledger.close()
         if crm is not None:

@@ -69,6 +69,8 @@ def collect_targets(
             kind = kind or settings.owner.kind
         elif settings.forward:
             kind = "forward"
+        if address is None and getattr(settings, "mailbox", None):
+            address = settings.mailbox.lower()  # EWS: the mailbox read, not the account logging on
         if address is None and settings.user and "@" in settings.user:
             address = settings.user.lower()
         found = view.find(address)
@@ -93,10 +95,7 @@ def collect_targets(
             continue
         origin = "CRM"
         if url_template and not (mailbox.kind == "user" and mailbox.incoming == FORWARD_DELIVERY):
-            local = mailbox.address.split("@", 1)[0]
-            url = url_template.format(
-                address=quote(mailbox.address, safe="@"), local=quote(local, safe=""), id=mailbox.id
-            )
+            url = template_url(url_template, mailbox.address, mailbox.id)
             add(url, f"{origin} (url_template)", mailbox.kind, mailbox.address)
             continue
         if mailbox.kind == "user" and mailbox.incoming == FORWARD_DELIVERY:
@@ -107,6 +106,14 @@ def collect_targets(
             mailbox.address, mailbox.kind, origins=[origin], skipped=why
         )
     return list(targets.values()), listing
+
+
+def template_url(url_template: str, address: str, record_id: str = "") -> str:
+    """*url_template* filled in for one mailbox: ``{address}``, ``{local}``, ``{id}``."""
+    local = address.split("@", 1)[0]
+    return url_template.format(
+        address=quote(address, safe="@"), local=quote(local, safe=""), id=record_id
+    )
 
 
 def _add_config(path, password, crm, view, listing, add, targets) -> None:

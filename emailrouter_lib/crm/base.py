@@ -8,6 +8,7 @@ remote backend can answer a whole routing batch in a few requests.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -325,6 +326,14 @@ class CrmBackend(Protocol):
 
 EMAILCONNECTIONCHANNEL_SSS, EMAILCONNECTIONCHANNEL_ROUTER = 0, 1
 
+# The user and queue columns a migration may write with ``update_recipient``. Which of the
+# mailbox and its user/queue is authoritative for the delivery methods is not documented, so the
+# migration writes both (dataverse-research.md §1.5).
+RECIPIENT_COLUMNS: dict[str, frozenset[str]] = {
+    entity: frozenset({"incomingemaildeliverymethod", "outgoingemaildeliverymethod"})
+    for entity in ("systemuser", "queue")
+}
+
 
 @dataclass(frozen=True)
 class RowChange:
@@ -382,4 +391,24 @@ class MailboxSettingsStore(Protocol):
 
     def set_email_connection_channel(self, value: int) -> RowChange:
         """Set ``organization.emailconnectionchannel`` (0 server-side sync, 1 Email Router)."""
+        ...
+
+    def update_recipient(
+        self, entity: str, recipientid: str, values: Mapping[str, Any]
+    ) -> RowChange:
+        """Update columns of one existing ``systemuser`` or ``queue`` (*entity*), by id.
+
+        Only the :data:`RECIPIENT_COLUMNS` of that entity may be given; only those that differ are
+        written, and ``before`` holds their previous values. Never creates a row: a missing one is
+        a :class:`~emailrouter_lib.errors.CrmError`.
+        """
+        ...
+
+    def atomic(self) -> AbstractContextManager[bool]:
+        """Group the writes made inside into one all-or-nothing unit where the backend can.
+
+        Yields True when it really does (SQLite: one transaction, rolled back when the block
+        raises); a backend that cannot yields False and each write stands alone, so the caller
+        keeps its own record of what was written (the migration's apply record).
+        """
         ...

@@ -30,6 +30,7 @@ from emailrouter_lib.crm.base import (
     PARTICIPATION_SENDER,
     PARTICIPATION_TO,
     PARTY_ENTITIES,
+    RECIPIENT_COLUMNS,
     EmailHashes,
     EmailRef,
     EmailStatusChange,
@@ -278,9 +279,15 @@ class SqliteCrm:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back."""
+        """One write transaction (``BEGIN IMMEDIATE``): committed on success, else rolled back.
+
+        Inside another transaction of this thread it is a savepoint, so a write that fails undoes
+        only itself and the outer transaction (see :meth:`atomic`) decides what is committed."""
         with self._lock:
             conn = self._connection()
+            if conn.in_transaction:
+                yield from _savepoint(conn)
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -432,11 +439,9 @@ class SqliteCrm:
         if not emails:
             return
         now = utcnow()
-        email_rows = []
         party_rows = []
         attachment_rows = []
         for email in emails:
-            email_rows.append(_email_row(email, now))
             for party in email.parties:
                 party_rows.append(
                     (
@@ -466,13 +471,12 @@ class SqliteCrm:
         marks = ", ".join("?" * len(_EMAIL_INSERT_COLUMNS))
         try:
             with self.transaction() as conn:
-                conn.executemany(f"INSERT INTO email ({columns}) VALUES ({marks})", email_rows)
-                # The receiving mailbox is the accepting user's or queue's own mailbox.
+                # The receiving mailbox is the accepting user's or queue's own mailbox: looked up
+                # once per accepting entity, not once per email.
+                mailboxes = _receiving_mailboxes(conn, {e.acceptingentityid for e in emails})
                 conn.executemany(
-                    "UPDATE email SET receivingmailboxid = (SELECT mailboxid FROM mailbox "
-                    "WHERE regardingobjectid = email.acceptingentityid LIMIT 1) "
-                    "WHERE activityid = ? AND acceptingentityid IS NOT NULL",
-                    [(e.activityid,) for e in emails if e.acceptingentityid],
+                    f"INSERT INTO email ({columns}) VALUES ({marks})",
+                    [_email_row(e, now, mailboxes.get(e.acceptingentityid)) for e in emails],
                 )
                 conn.executemany(
                     "INSERT INTO activityparty (activitypartyid, activityid, "
@@ -921,11 +925,11 @@ class SqliteCrm:
     def save_mailbox(self, values: Mapping[str, Any]) -> RowChange:
         owner = values.get("regardingobjectid")
         if owner:
+            # as given, lower or upper case (ids are GUIDs): the index is used, unlike lower()
             sql = (
-                "SELECT * FROM mailbox WHERE lower(regardingobjectid) = lower(?) "
-                "ORDER BY rowid LIMIT 1"
+                "SELECT * FROM mailbox WHERE regardingobjectid IN (?, ?, ?) ORDER BY rowid LIMIT 1"
             )
-            key, what = (str(owner),), f"the mailbox of {owner}"
+            key, what = _id_spellings(str(owner)), f"the mailbox of {owner}"
         else:
             address = str(values.get("emailaddress") or "").strip()
             if not address:
@@ -965,6 +969,48 @@ class SqliteCrm:
             "updated",
             {"emailconnectionchannel": row["emailconnectionchannel"]},
         )
+
+    @contextmanager
+    def atomic(self) -> Iterator[bool]:
+        """All the mailbox-settings writes inside are one SQLite transaction (yields True:
+        they really are all-or-nothing)."""
+        with self.transaction():
+            yield True
+
+    def update_recipient(
+        self, entity: str, recipientid: str, values: Mapping[str, Any]
+    ) -> RowChange:
+        if entity not in RECIPIENT_COLUMNS:
+            raise CrmError(f"{self.url}: {entity!r} is not systemuser or queue")
+        unknown = sorted(set(values) - RECIPIENT_COLUMNS[entity])
+        if unknown:
+            raise CrmError(
+                f"{self.url}: update_recipient writes only "
+                f"{', '.join(sorted(RECIPIENT_COLUMNS[entity]))}, not {', '.join(unknown)}"
+            )
+        wanted = {column: _storable(value) for column, value in values.items()}
+        id_column = f"{entity}id"
+        try:
+            with self.transaction() as conn:
+                row = conn.execute(
+                    f"SELECT * FROM {entity} WHERE {id_column} IN (?, ?, ?)",
+                    _id_spellings(recipientid),
+                ).fetchone()
+                if row is None:
+                    raise CrmError(
+                        f"{self.url}: no {entity} {recipientid}; re-plan against this CRM"
+                    )
+                before = {c: row[c] for c, v in wanted.items() if row[c] != v}
+                if not before:
+                    return RowChange(str(row[id_column]), "unchanged")
+                assignments = ", ".join(f"{column} = ?" for column in before)
+                conn.execute(
+                    f"UPDATE {entity} SET {assignments} WHERE {id_column} = ?",
+                    [*(wanted[column] for column in before), row[id_column]],
+                )
+                return RowChange(str(row[id_column]), "updated", before)
+        except sqlite3.Error as exc:
+            raise CrmError(f"{self.url}: could not update {entity} {recipientid}: {exc}") from exc
 
     def _columns(self, table: str) -> set[str]:
         rows = self._read(f"PRAGMA table_info({table})")
@@ -1019,6 +1065,25 @@ class SqliteCrm:
             raise CrmError(f"{self.url}: could not delete {table} {row_id}: {exc}") from exc
 
 
+def _id_spellings(record_id: str) -> tuple[str, str, str]:
+    """A GUID as given, in lower and in upper case: an ``IN`` over these finds it by index."""
+    return record_id, record_id.lower(), record_id.upper()
+
+
+def _savepoint(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A nested write: released on success, rolled back to on failure."""
+    name = f"sp_{uuid.uuid4().hex}"
+    conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+        raise
+    conn.execute(f"RELEASE {name}")
+
+
 def _storable(value: Any) -> Any:
     """SQLite's spelling of a Dataverse value: Booleans are 0/1."""
     return int(value) if isinstance(value, bool) else value
@@ -1040,7 +1105,20 @@ def _recipient(row: sqlite3.Row) -> Recipient:
     )
 
 
-def _email_row(email: NewEmail, now: str) -> tuple[Any, ...]:
+def _receiving_mailboxes(
+    conn: sqlite3.Connection, accepting_ids: Iterable[str | None]
+) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for owner in accepting_ids:
+        if owner:
+            row = conn.execute(
+                "SELECT mailboxid FROM mailbox WHERE regardingobjectid = ? LIMIT 1", (owner,)
+            ).fetchone()
+            found[owner] = row[0] if row else None
+    return found
+
+
+def _email_row(email: NewEmail, now: str, receivingmailboxid: str | None = None) -> tuple[Any, ...]:
     hashed = email.baseconversationindexhash
     if hashed is None:
         hashed = base_conversation_index_hash(email.conversationindex)
@@ -1072,7 +1150,7 @@ def _email_row(email: NewEmail, now: str) -> tuple[Any, ...]:
         "regardingobjecttypecode": email.regardingobjecttypecode,
         "acceptingentityid": email.acceptingentityid,
         "acceptingentitytypecode": email.acceptingentitytypecode,
-        "receivingmailboxid": None,
+        "receivingmailboxid": receivingmailboxid,
         "ownerid": owner,
         "owneridtype": ownertype,
         "mimetype": email.mimetype,

@@ -37,9 +37,11 @@ from emailrouter_lib.errors import (
     MailboxError,
     MailboxTLSError,
 )
+from emailrouter_lib.mailboxes.ews_autodiscover import autodiscover_endpoint, tls_reason
 from emailrouter_lib.mailboxes.ews_http import shared_protocol
 from emailrouter_lib.mailboxes.ews_retry import BoundedFaultTolerance, mailbox_scope
 from emailrouter_lib.mailboxes.ews_url import EwsMailboxURL
+from emailrouter_lib.mailboxes.tls import client_context
 
 _BUILDS = {
     "2007": versions.EXCHANGE_2007,
@@ -81,14 +83,13 @@ def credentials(settings: EwsMailboxURL, secret: str):
 
 def connect(settings: EwsMailboxURL, secret: str) -> Account:
     """An Account for the URL's mailbox; only Autodiscover (if asked for) talks to the server."""
+    if settings.ca_file:
+        client_context(settings.ca_file, mailbox=settings.mailbox_id)  # says so if not a PEM file
     creds = credentials(settings, secret)
     policy = BoundedFaultTolerance(max_wait=settings.max_wait)
     endpoint = settings.service_endpoint
     if endpoint is None:
-        from exchangelib.autodiscover import Autodiscovery
-
-        _, discovered = Autodiscovery(email=settings.mailbox, credentials=creds).discover()
-        endpoint = discovered.service_endpoint
+        endpoint = autodiscover_endpoint(settings, creds, _AUTH[settings.auth])
     build = _BUILDS.get(settings.version)
     config = Configuration(
         service_endpoint=endpoint,
@@ -191,8 +192,9 @@ def ews_errors(settings: EwsMailboxURL, action: str) -> Iterator[None]:
             text = str(exc)
             if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
                 raise MailboxTLSError(
-                    f"TLS with {where} failed while {action} ({text[:200]}); pass cafile=PATH to "
-                    "the CA that signed the server certificate, or fix the certificate",
+                    f"TLS with {where} failed while {action} ({tls_reason(text)}); pass "
+                    "cafile=PATH to the CA that signed the server certificate, or fix the "
+                    "certificate",
                     mailbox=mailbox,
                 ) from exc
             raise MailboxConnectError(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 
 import requests
-from exchangelib.protocol import Protocol
+from exchangelib.protocol import BaseProtocol, Protocol
 from requests.adapters import HTTPAdapter
 
 DEFAULT_READ_CHUNK = 64 * 1024
@@ -55,7 +55,10 @@ class EwsAdapter(HTTPAdapter):
         return response
 
     def _verify(self, verify):
-        return self.ca_file if (verify is True and self.ca_file) else verify
+        # cafile= wins over True *and* over a bundle requests took from REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE (conda and many corporate images set those): the URL said which CA.
+        # verify=False is never turned back on here, and never set by this package.
+        return self.ca_file if (verify is not False and self.ca_file) else verify
 
     def cert_verify(self, conn, url, verify, cert):
         super().cert_verify(conn, url, self._verify(verify), cert)
@@ -66,21 +69,13 @@ class EwsAdapter(HTTPAdapter):
         )
 
 
-class EwsProtocol(Protocol):
-    """An exchangelib Protocol whose sessions use :class:`EwsAdapter` with this mailbox's settings.
+class ScopedSessions:
+    """Mix-in for exchangelib protocols: sessions mount :class:`EwsAdapter` with ``ca_file`` and
+    ``read_chunk`` of this instance (the EWS protocol here, the Autodiscover one in
+    ``ews_autodiscover``), never exchangelib's class-wide adapter."""
 
-    Built with :func:`shared_protocol`, not by calling the class (exchangelib's metaclass would put
-    it into, or take it from, its process-wide cache).
-    """
-
-    RETRY_WAIT = 2  # first wait after a dropped connection / HTTP 503 (exchangelib: 10 s, doubling)
-
-    def __init__(self, *args, ca_file=None, read_chunk=DEFAULT_READ_CHUNK, timeout=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.ca_file = ca_file
-        self.read_chunk = read_chunk
-        if timeout:
-            self.TIMEOUT = timeout  # read per instance by exchangelib (protocol.TIMEOUT)
+    ca_file: str | None = None
+    read_chunk: int = DEFAULT_READ_CHUNK
 
     def adapter(self) -> HTTPAdapter:
         # Same pool settings as exchangelib's get_adapter(): one connection per session, no retries
@@ -99,13 +94,30 @@ class EwsProtocol(Protocol):
         self, prefix, oauth2_client=None, oauth2_session_params=None, oauth2_token_endpoint=None
     ):
         # exchangelib declares this a classmethod; every caller uses it through the instance.
-        session = Protocol.raw_session.__func__(
+        session = BaseProtocol.raw_session.__func__(
             type(self), prefix, oauth2_client, oauth2_session_params, oauth2_token_endpoint
         )
         session.mount(prefix, self.adapter())
         if oauth2_token_endpoint:
             session.mount(oauth2_token_endpoint, self.adapter())
         return session
+
+
+class EwsProtocol(ScopedSessions, Protocol):
+    """An exchangelib Protocol whose sessions use :class:`EwsAdapter` with this mailbox's settings.
+
+    Built with :func:`shared_protocol`, not by calling the class (exchangelib's metaclass would put
+    it into, or take it from, its process-wide cache).
+    """
+
+    RETRY_WAIT = 2  # first wait after a dropped connection / HTTP 503 (exchangelib: 10 s, doubling)
+
+    def __init__(self, *args, ca_file=None, read_chunk=DEFAULT_READ_CHUNK, timeout=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.ca_file = ca_file
+        self.read_chunk = read_chunk
+        if timeout:
+            self.TIMEOUT = timeout  # read per instance by exchangelib (protocol.TIMEOUT)
 
 
 _cache: dict[tuple, EwsProtocol] = {}
@@ -146,4 +158,10 @@ def close_ews_connections() -> None:
         protocol.close()
 
 
-__all__ = ["EwsAdapter", "EwsProtocol", "close_ews_connections", "shared_protocol"]
+__all__ = [
+    "EwsAdapter",
+    "EwsProtocol",
+    "ScopedSessions",
+    "close_ews_connections",
+    "shared_protocol",
+]

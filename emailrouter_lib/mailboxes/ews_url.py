@@ -6,7 +6,8 @@
 
 ``ewss://`` is HTTPS (port 443), ``ews://`` plain HTTP (port 80; test servers and TLS offloading
 only). *PATH* defaults to ``/EWS/Exchange.asmx``. The host ``autodiscover`` (no dots) means: find
-the endpoint by Autodiscover from the mailbox's domain. *USER* is the account that logs on:
+the endpoint by Autodiscover (``mailboxes/ews_autodiscover.py``), from the mailbox's domain or, with
+``autodiscover=HOST[:PORT]``, from that server only. *USER* is the account that logs on:
 ``DOMAIN%5Cuser`` (a percent-encoded backslash) or ``user@domain`` for NTLM and Basic, the
 application (client) id for OAuth.
 
@@ -27,6 +28,9 @@ Parameters, besides the common ``owner``, ``forward``, ``after``, ``password``, 
     max_wait=60             seconds a throttled mailbox may wait in total per request before
                             it fails (exchangelib's default would be an hour)
     connections=1           concurrent connections per service account and endpoint
+    autodiscover=HOST[:PORT] with the host autodiscover: ask this Autodiscover server
+                            (``https://HOST/autodiscover/autodiscover.svc``) instead of trying the
+                            mailbox domain's well-known names and DNS; cafile= applies to it
 
 The password (or OAuth client secret) is only ever a reference, as for every mailbox.
 """
@@ -65,6 +69,7 @@ EWS_QUERY_NAMES = (
     "chunk",
     "max_wait",
     "connections",
+    "autodiscover",
 )
 DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 
@@ -85,6 +90,7 @@ class EwsMailboxURL(MailboxURL):
     max_wait: float = 60.0
     connections: int = 1
     read_chunk: int = 64 * 1024  # bytes per read when parsing responses; 0 = exchangelib as shipped
+    autodiscover_server: str | None = None  # HOST[:PORT] to ask, instead of the domain's names
 
     @property
     def autodiscover(self) -> bool:
@@ -174,6 +180,12 @@ def parse_ews_url(
         raise fail("tenant= and authority= apply to auth=oauth only")
     if parts.hostname.lower() == AUTODISCOVER_HOST and (port or parts.path.strip("/")):
         raise fail("with the host autodiscover give neither a port nor a path")
+    server = _autodiscover_server(query.get("autodiscover"), fail)
+    if server and parts.hostname.lower() != AUTODISCOVER_HOST:
+        raise fail(
+            "autodiscover= applies to the host autodiscover only; "
+            f"write {scheme}://USER@autodiscover?autodiscover={server}&..."
+        )
     if (
         scheme == "ews"
         and auth == "basic"
@@ -205,7 +217,26 @@ def parse_ews_url(
         chunk_size=_whole(query.get("chunk"), "chunk", 10, 1, 100, fail),
         max_wait=float(_whole(query.get("max_wait"), "max_wait", 60, 0, 3600, fail)),
         connections=_whole(query.get("connections"), "connections", 1, 1, 64, fail),
+        autodiscover_server=server,
     )
+
+
+def _autodiscover_server(value: str | None, fail) -> str | None:
+    """``HOST[:PORT]`` of an Autodiscover server, checked like the host part of a URL."""
+    if not value:
+        return None
+    value = value.strip().lower()
+    try:
+        parts = urlsplit(f"//{value}")
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname or parts.path or parts.username or "?" in value:
+        raise fail(
+            f"autodiscover= must be HOST or HOST:PORT of an Autodiscover server "
+            f"(e.g. autodiscover.contoso.com), not {value!r}"
+        )
+    return value
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...], fail) -> str:

@@ -258,11 +258,12 @@ def open_source(
     return EmlDirSource(settings)
 
 
-SENDER_SCHEMES = ("smtp", "smtps", "pickup")
+SENDER_SCHEMES = ("smtp", "smtps", "pickup", *_EWS_SCHEMES)
 
 
 def open_sender(url: str, *, ca_file: str | None = None) -> MailSender:
-    """The (not yet connected) sender for ``smtp://``, ``smtps://`` or ``pickup:///dir``."""
+    """The (not yet connected) sender for ``smtp://``, ``smtps://``, ``pickup:///dir`` or an
+    Exchange mailbox (``ews://`` / ``ewss://``, sending with a copy in its Sent Items)."""
     scheme = str(url).strip().partition(":")[0].lower()
     if scheme in _EWS_SCHEMES:  # Exchange: SendAndSaveCopy through a mailbox (ews_sender.py)
         from emailrouter_lib.mailboxes.ews_sender import EwsSender
@@ -277,8 +278,8 @@ def open_sender(url: str, *, ca_file: str | None = None) -> MailSender:
 
         return SmtpSender(SmtpSettings.from_url(url, ca_file=ca_file))
     raise MailboxURLError(
-        f"unknown sender type {scheme + '://' if scheme else '(none)'}; use smtp://, smtps:// "
-        "or pickup:///dir"
+        f"unknown sender type {scheme + '://' if scheme else '(none)'}; use smtp://, smtps://, "
+        "ewss:// (Exchange) or pickup:///dir"
     )
 
 

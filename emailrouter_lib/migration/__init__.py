@@ -12,13 +12,28 @@ until :func:`apply_plan`, which is idempotent and keeps a record that :func:`rol
     run({... , "dry_run": False, "run_dir": run_dir})   # apply; apply-record.json undoes it
 
 The mapping is one table (:mod:`~emailrouter_lib.migration.mapping`); the Test & Enable
-schedule (200 mailboxes per 5 hours, queues first) is :func:`build_schedule`.
+schedule (200 mailboxes per 5 hours, queues first) is :func:`build_schedule`, and one batch of it
+is put into the CRM as a separate step: :func:`plan_test_and_enable`, then
+:func:`apply_test_and_enable` ("Process Email From" and the Test & Enable flag; rollback undoes
+it too).
 """
 
 from __future__ import annotations
 
 from emailrouter_lib.migration.apply import ApplyRecord, apply_plan, plan_digest, rollback
-from emailrouter_lib.migration.flow import MigrationResult, apply_result, load_routers, run
+from emailrouter_lib.migration.enable import (
+    EnablePlan,
+    EnableRow,
+    apply_test_and_enable,
+    plan_test_and_enable,
+)
+from emailrouter_lib.migration.flow import (
+    MigrationResult,
+    apply_result,
+    enable_result,
+    load_routers,
+    run,
+)
 from emailrouter_lib.migration.model import (
     MailboxPlan,
     MigrationPlan,
@@ -33,6 +48,8 @@ from emailrouter_lib.migration.writers import read_plan, write_plan
 
 __all__ = [
     "ApplyRecord",
+    "EnablePlan",
+    "EnableRow",
     "MailboxPlan",
     "MigrationPlan",
     "MigrationResult",
@@ -45,10 +62,13 @@ __all__ = [
     "ScheduleRow",
     "apply_plan",
     "apply_result",
+    "apply_test_and_enable",
     "build_plan",
     "build_schedule",
+    "enable_result",
     "load_routers",
     "plan_digest",
+    "plan_test_and_enable",
     "read_plan",
     "rollback",
     "run",

@@ -1,10 +1,16 @@
 """Write a reviewed plan into the CRM, keeping a record that undoes it.
 
-Every write is a create-or-update by natural key (profile by name, mailbox by owner), so a
-second apply of the same plan changes nothing. The record lists, in order, each row created or
-updated with the previous values of the columns that changed; :func:`rollback` walks it
-backwards: updated columns get their old values back, created rows are deleted. The record is
-written even when an apply fails half way, so a partial apply can be rolled back too.
+Every write is a create-or-update by natural key (profile by name, mailbox by owner, user or
+queue by id), so a second apply of the same plan changes nothing. The delivery methods are
+written on the mailbox *and* on its user or queue: which side the platform reads is not
+documented (dataverse-research.md §1.5), so both say the same.
+
+The record lists, in order, each row created or updated with the previous values of the columns
+that changed; :func:`rollback` walks it backwards: updated columns get their old values back,
+created rows are deleted. Where the store can (``store.atomic()`` yields True, as SQLite does)
+the whole apply is one transaction: a failure leaves nothing written and the record says so.
+Where it cannot, the record is written every :data:`CHECKPOINT` changes and when the apply ends,
+failed or not, so a partial apply can be rolled back.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,14 +31,15 @@ from emailrouter_lib.errors import ConfigError, CrmError
 from emailrouter_lib.migration.model import MailboxPlan, MigrationPlan
 
 RECORD_SCHEMA = "emailrouter.migration-apply/1"
+CHECKPOINT = 100  # without a transaction, the record is rewritten after this many changes
 
 
 @dataclass
 class AppliedChange:
     """One row the apply touched (``unchanged`` rows are kept too: they show what was checked)."""
 
-    table: str  # emailserverprofile | mailbox | organization
-    key: str  # profile name, mailbox owner, or "emailconnectionchannel"
+    table: str  # emailserverprofile | mailbox | systemuser | queue | organization
+    key: str  # profile name, mailbox owner (also for systemuser/queue), "emailconnectionchannel"
     id: str
     action: str  # created | updated | unchanged
     before: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +58,9 @@ class ApplyRecord:
     status: str = "running"  # running | applied | failed | rolled back
     error: str | None = None
     changes: list[AppliedChange] = field(default_factory=list)
+    kind: str = "migration"  # migration | test-and-enable
+    transaction: bool = False  # True: the writes were one all-or-nothing transaction
+    discarded: int = 0  # changes a failed transaction rolled back (so not in ``changes``)
     schema: str = RECORD_SCHEMA
 
     @property
@@ -105,18 +117,18 @@ def apply_plan(
     switch_channel: bool = True,
     record_path: str | Path | None = None,
 ) -> ApplyRecord:
-    """Create or update the plan's profiles, then its mailboxes, then (when *switch_channel*)
-    set "Process Email Using" to server-side synchronization. Skipped rows are left alone."""
+    """Create or update the plan's profiles, then each mailbox with its user's or queue's
+    delivery methods, then (when *switch_channel*) set "Process Email Using" to server-side
+    synchronization. Skipped rows are left alone."""
     record = ApplyRecord(crm=store.url, plan_sha256=plan_digest(plan), started=_now())
-    try:
+
+    def write(add: Callable[[AppliedChange], None]) -> None:
         profile_ids: dict[str, str] = {}
         for profile in plan.profiles:
             values = profile.columns()
             change = store.save_email_server_profile(values)
             profile_ids[profile.name] = change.id
-            record.changes.append(
-                _change("emailserverprofile", profile.name, change, values, {"name": profile.name})
-            )
+            add(_change("emailserverprofile", profile.name, change, values, {"name": profile.name}))
         existing = _existing_mailboxes(store)
         for mailbox in plan.mailboxes:
             if mailbox.action == "skip":
@@ -124,28 +136,60 @@ def apply_plan(
             profile_id = profile_ids.get(mailbox.emailserverprofile or "")
             values, lookup = _mailbox_values(mailbox, profile_id, existing)
             change = store.save_mailbox(values)
-            record.changes.append(_change("mailbox", mailbox.owner, change, values, lookup))
+            add(_change("mailbox", mailbox.owner, change, values, lookup))
+            owner_values = _recipient_values(mailbox)
+            if owner_values:
+                entity = mailbox.regardingobjecttypecode or ""
+                change = store.update_recipient(entity, mailbox.owner_id, owner_values)
+                add(_change(entity, mailbox.owner, change, owner_values, {}))
         if switch_channel:
             target = plan.organization.emailconnectionchannel
             change = store.set_email_connection_channel(target)
-            record.changes.append(
-                _change(
-                    "organization",
-                    "emailconnectionchannel",
-                    change,
-                    {"emailconnectionchannel": target},
-                    {},
-                )
-            )
+            values = {"emailconnectionchannel": target}
+            add(_change("organization", "emailconnectionchannel", change, values, {}))
+
+    return run_recorded(record, store, write, record_path)
+
+
+def run_recorded(
+    record: ApplyRecord,
+    store: MailboxSettingsStore,
+    write: Callable[[Callable[[AppliedChange], None]], None],
+    record_path: str | Path | None,
+) -> ApplyRecord:
+    """Run *write* (which reports each change through the callable it is given) as one unit
+    of the store where it can be, keeping *record* up to date and written to *record_path*."""
+    try:
+        with _unit(store) as all_or_nothing:
+            record.transaction = all_or_nothing
+
+            def add(change: AppliedChange) -> None:
+                record.changes.append(change)
+                due = len(record.changes) % CHECKPOINT == 0
+                if due and record_path is not None and not all_or_nothing:
+                    record.write(record_path)
+
+            write(add)
         record.status = "applied"
     except Exception as exc:
         record.status, record.error = "failed", str(exc)
+        if record.transaction:  # the store rolled every change back
+            record.discarded, record.changes = len(record.changes), []
+            record.error += "; the transaction was rolled back: nothing was written"
         raise
     finally:
         record.finished = _now()
         if record_path is not None:
             record.write(record_path)
     return record
+
+
+@contextmanager
+def _unit(store: MailboxSettingsStore) -> Iterator[bool]:
+    """``store.atomic()``, or a no-op for a store without one (each write stands alone)."""
+    atomic = getattr(store, "atomic", None)
+    with atomic() if atomic is not None else nullcontext(False) as all_or_nothing:
+        yield bool(all_or_nothing)
 
 
 def rollback(
@@ -161,21 +205,25 @@ def rollback(
             f"this apply record is for {record.crm}, not {store.url}; roll back against the CRM "
             "the plan was applied to"
         )
-    undo = ApplyRecord(crm=store.url, plan_sha256=record.plan_sha256, started=_now())
-    for change in reversed(record.changes):
-        if change.action == "created":
-            if change.table == "emailserverprofile":
-                store.delete_email_server_profile(change.id)
-            elif change.table == "mailbox":
-                store.delete_mailbox(change.id)
-            undo.changes.append(
-                AppliedChange(change.table, change.key, change.id, "deleted", after={})
-            )
-        elif change.action == "updated":
-            restored = _restore(store, change)
-            undo.changes.append(
-                _change(change.table, change.key, restored, change.before, change.lookup)
-            )
+    undo = ApplyRecord(
+        crm=store.url, plan_sha256=record.plan_sha256, started=_now(), kind=record.kind
+    )
+    with _unit(store) as all_or_nothing:
+        undo.transaction = all_or_nothing
+        for change in reversed(record.changes):
+            if change.action == "created":
+                if change.table == "emailserverprofile":
+                    store.delete_email_server_profile(change.id)
+                elif change.table == "mailbox":
+                    store.delete_mailbox(change.id)
+                undo.changes.append(
+                    AppliedChange(change.table, change.key, change.id, "deleted", after={})
+                )
+            elif change.action == "updated":
+                restored = _restore(store, change)
+                undo.changes.append(
+                    _change(change.table, change.key, restored, change.before, change.lookup)
+                )
     undo.status, undo.finished = "rolled back", _now()
     record.status = "rolled back"
     if record_path is not None:
@@ -189,6 +237,8 @@ def _restore(store: MailboxSettingsStore, change: AppliedChange) -> RowChange:
         return store.save_email_server_profile(values)
     if change.table == "mailbox":
         return store.save_mailbox(values)
+    if change.table in ("systemuser", "queue"):
+        return store.update_recipient(change.table, change.id, change.before)
     if change.table == "organization":
         return store.set_email_connection_channel(int(change.before["emailconnectionchannel"]))
     raise CrmError(f"the apply record names an unknown table {change.table!r}")
@@ -203,6 +253,18 @@ def _existing_mailboxes(store: MailboxSettingsStore) -> set[str]:
         elif row.get("isforwardmailbox") and row.get("emailaddress"):
             keys.add("forward:" + str(row["emailaddress"]).lower())
     return keys
+
+
+def _recipient_values(mailbox: MailboxPlan) -> dict[str, Any]:
+    """The delivery methods to write on the mailbox's user or queue (none for a forward
+    mailbox, and none the plan leaves alone)."""
+    if mailbox.kind not in ("user", "queue"):
+        return {}
+    values = {
+        "incomingemaildeliverymethod": mailbox.incomingemaildeliverymethod,
+        "outgoingemaildeliverymethod": mailbox.outgoingemaildeliverymethod,
+    }
+    return {column: value for column, value in values.items() if value is not None}
 
 
 def _mailbox_values(

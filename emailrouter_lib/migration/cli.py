@@ -4,9 +4,14 @@
                              [--format json|csv|xlsx] [--output PATH]
     emailrouter migrate apply --plan plan.json --crm URL [--record apply-record.json]
     emailrouter migrate rollback --record apply-record.json --crm URL
+    emailrouter migrate schedule plan --plan plan.json --crm URL [--batch N] [--start ISO]
+                                      [--output test-and-enable-plan.json]
+    emailrouter migrate schedule apply --batch-plan test-and-enable-plan.json --crm URL
 
 ``plan`` changes nothing. ``apply`` writes a reviewed JSON plan (twice changes nothing the second
-time) and records what it did; ``rollback`` undoes that record.
+time) and records what it did; ``rollback`` undoes that record (or a ``schedule apply`` record).
+``schedule plan`` picks one Test & Enable batch (at most 200 mailboxes, queues first) and
+``schedule apply`` sets its mailboxes' "Process Email From" and Test & Enable flag.
 """
 
 from __future__ import annotations
@@ -87,6 +92,73 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_plan(args: argparse.Namespace) -> int:
+    from emailrouter_lib.crm import open_crm
+    from emailrouter_lib.migration.enable import plan_test_and_enable
+    from emailrouter_lib.migration.writers import read_plan
+
+    plan = read_plan(args.plan)
+    crm = open_crm(args.crm)
+    try:
+        enable = plan_test_and_enable(
+            plan,
+            crm,
+            batch=args.batch,
+            start=args.start,
+            batch_size=args.batch_size,
+            lookback_hours=args.lookback_hours,
+        )
+    finally:
+        crm.close()
+    output = Path(args.output or Path(args.plan).with_name("test-and-enable-plan.json"))
+    enable.write(output)
+    print(f"Test & Enable batch {enable.batch}: {enable.counts or 'no mailbox'}; plan: {output}")
+    return 0
+
+
+def _schedule_apply(args: argparse.Namespace) -> int:
+    from emailrouter_lib.crm import open_crm
+    from emailrouter_lib.migration.enable import EnablePlan, apply_test_and_enable
+
+    enable = EnablePlan.read(args.batch_plan)
+    default = Path(args.batch_plan).with_name("test-and-enable-record.json")
+    record_path = _unused(Path(args.record or default))
+    crm = open_crm(args.crm)
+    try:
+        record = apply_test_and_enable(enable, crm, record_path=record_path)
+    finally:
+        crm.close()
+    print(
+        f"scheduled Test & Enable batch {enable.batch} on {record.crm}: "
+        f"{record.counts or 'nothing to do'}; record: {record_path}"
+    )
+    return 0
+
+
+def _register_schedule(migrate: argparse._SubParsersAction) -> None:
+    schedule = migrate.add_parser(
+        "schedule", help="Test & Enable one batch of migrated mailboxes (plan, then apply)"
+    ).add_subparsers(dest="schedule_command", required=True)
+    plan = schedule.add_parser("plan", help="pick one batch and compare it with the CRM")
+    plan.add_argument("--plan", required=True, metavar="FILE", help="plan.json from `plan`")
+    plan.add_argument("--crm", required=True, metavar="URL")
+    plan.add_argument("--batch", type=int, default=1, help="batch number (1: the first)")
+    plan.add_argument(
+        "--start", metavar="ISO", help="when batch 1 starts (default: now); sets Process Email From"
+    )
+    plan.add_argument("--batch-size", type=int, default=200, help="at most 200 (the default)")
+    plan.add_argument("--lookback-hours", type=float, default=24.0, help="default 24")
+    plan.add_argument(
+        "--output", metavar="FILE", help="default: test-and-enable-plan.json beside --plan"
+    )
+    plan.set_defaults(func=_schedule_plan)
+    apply = schedule.add_parser("apply", help="schedule a reviewed batch in the CRM")
+    apply.add_argument("--batch-plan", required=True, metavar="FILE")
+    apply.add_argument("--crm", required=True, metavar="URL")
+    apply.add_argument("--record", metavar="FILE", help="default: beside --batch-plan")
+    apply.set_defaults(func=_schedule_apply)
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``migrate plan|apply|rollback`` to the ``emailrouter`` command."""
     migrate = commands.add_parser(
@@ -141,6 +213,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     undo.add_argument("--record", required=True, metavar="FILE")
     undo.add_argument("--crm", required=True, metavar="URL")
     undo.set_defaults(func=_rollback)
+
+    _register_schedule(migrate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,7 @@ same files. The result renders itself in Jupyter and writes the migration audit 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,11 @@ import pandas as pd
 from emailrouter_lib.config import load_config, load_system_state, system_state_path
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.migration.apply import ApplyRecord, apply_plan
+from emailrouter_lib.migration.enable import (
+    EnablePlan,
+    apply_test_and_enable,
+    plan_test_and_enable,
+)
 from emailrouter_lib.migration.model import MigrationPlan
 from emailrouter_lib.migration.planner import PlanOptions, RouterInput, build_plan
 from emailrouter_lib.migration.profiles import DEFAULT_PASSWORD_REFERENCE
@@ -30,6 +35,8 @@ from emailrouter_lib.migration.schedule import (
 )
 
 APPLY_RECORD = "apply-record.json"
+ENABLE_PLAN = "test-and-enable-plan.json"
+ENABLE_RECORD = "test-and-enable-record.json"
 
 DEFAULTS: dict[str, Any] = {
     "configs": [],
@@ -43,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": BATCH_SIZE,
     "batch_hours": BATCH_HOURS,
     "lookback_hours": LOOKBACK_HOURS,
+    "test_and_enable_batch": 0,
     "run_dir": None,
 }
 
@@ -55,6 +63,8 @@ class MigrationResult:
     schedule: list[ScheduleRow] = field(default_factory=list)
     record: ApplyRecord | None = None
     dry_run: bool = True
+    enable: EnablePlan | None = None  # the Test & Enable batch, when one was asked for
+    enable_record: ApplyRecord | None = None  # ... and what scheduling it did
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -70,6 +80,10 @@ class MigrationResult:
         if self.record is not None:
             summary["applied changes"] = self.record.counts
             summary["apply status"] = self.record.status
+        if self.enable is not None:
+            summary[f"Test & Enable batch {self.enable.batch}"] = self.enable.counts
+        if self.enable_record is not None:
+            summary["Test & Enable scheduled"] = self.enable_record.changed
         return summary
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -90,6 +104,8 @@ class MigrationResult:
                 ],
                 columns=["table", "key", "action", "columns", "id"],
             )
+        if self.enable is not None:
+            tables["test_and_enable"] = self.enable.table()
         return tables
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
@@ -196,6 +212,12 @@ def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
             result = apply_result(
                 result, crm, run_dir=p["run_dir"], switch_channel=bool(p["switch_channel"])
             )
+        if p["test_and_enable_batch"]:
+            if crm is None:
+                raise ConfigError(
+                    "test_and_enable_batch is set but no crm is given; name the CRM to schedule in"
+                )
+            result = enable_result(result, crm, p, run_dir=p["run_dir"])
         return result
     finally:
         if opened is not None:
@@ -225,6 +247,44 @@ def apply_result(
         if opened is not None:
             opened.close()
     return MigrationResult(result.plan, result.schedule, record, dry_run=False)
+
+
+def enable_result(
+    result: MigrationResult,
+    crm: Any,
+    params: Mapping[str, Any],
+    *,
+    run_dir: str | Path | None = None,
+) -> MigrationResult:
+    """Plan Test & Enable batch ``params["test_and_enable_batch"]`` and, unless
+    ``params["dry_run"]``, schedule it in *crm*; the batch plan and its record go to the run
+    folder when one is given."""
+    p = {**DEFAULTS, **params}
+    opened = None
+    if isinstance(crm, str):
+        from emailrouter_lib.crm import open_crm
+
+        crm = opened = open_crm(crm)
+    try:
+        enable = plan_test_and_enable(
+            result.plan,
+            crm,
+            batch=int(p["test_and_enable_batch"]),
+            start=p["schedule_start"],
+            batch_size=int(p["batch_size"]),
+            batch_hours=float(p["batch_hours"]),
+            lookback_hours=float(p["lookback_hours"]),
+        )
+        if run_dir:
+            enable.write(Path(run_dir) / ENABLE_PLAN)
+        record = None
+        if not p["dry_run"]:
+            record_path = Path(run_dir) / ENABLE_RECORD if run_dir else None
+            record = apply_test_and_enable(enable, crm, record_path=record_path)
+    finally:
+        if opened is not None:
+            opened.close()
+    return replace(result, enable=enable, enable_record=record)
 
 
 class _Html(str):

@@ -534,6 +534,8 @@ class _CrmComparison:
             if mailbox.emailserverprofile and profile_ids.get(mailbox.emailserverprofile) is None:
                 wanted["emailserverprofile"] = "(new profile)"
             mailbox.changes = _differences(row, wanted)
+            if mailbox.kind != "forward":
+                mailbox.changes += _recipient_differences(mailbox, recipients[mailbox.owner_id])
             mailbox.action = "update" if mailbox.changes else "unchanged"
 
         for row in rows:
@@ -604,6 +606,20 @@ def _differences(row: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
         column
         for column, value in wanted.items()
         if _norm(row.get(column)) != _norm(value) and column != "emailserverprofileid"
+    ]
+
+
+def _recipient_differences(mailbox: MailboxPlan, recipient: Any) -> list[str]:
+    """The user's or queue's own delivery-method columns that apply would change, named
+    ``systemuser.<column>`` / ``queue.<column>``."""
+    wanted = {
+        "incomingemaildeliverymethod": mailbox.incomingemaildeliverymethod,
+        "outgoingemaildeliverymethod": mailbox.outgoingemaildeliverymethod,
+    }
+    return [
+        f"{recipient.entity}.{column}"
+        for column, value in wanted.items()
+        if value is not None and getattr(recipient, column) != value
     ]
 
 

@@ -3,18 +3,33 @@
 A run, holding the send ledger's lock:
 
 1. **reconciles** attempts an earlier run left open (the ledger says sent → *Sent*; never handed
-   over → back to *Pending Send*; handed over but unconfirmed → *Failed* saying so, unless
+   over → back to *Pending Send*; handed over but unconfirmed → asked of the transport when it
+   can tell (``was_sent(message_id)``: Exchange looks in the mailbox's Sent Items): found →
+   *Sent*, not found → back to *Pending Send*, transport unreachable → left in *Sending* for the
+   next run; a transport that cannot tell (SMTP, pickup) → *Failed* saying so, unless
    ``uncertain_sends="resend"``), and emails stuck in *Sending* for longer than
-   ``SendingStatusDelay`` that the ledger does not know (treated as unconfirmed, never resent
-   blindly);
+   ``SendingStatusDelay`` that the ledger does not know (asked of the transport the same way,
+   else treated as unconfirmed, never resent blindly);
 2. **selects** *Pending Send* (6) emails whose sending user/queue uses the Email Router for
-   outgoing (2), is enabled and, when the organisation requires it, approved; a retried email waits
+   outgoing (2), is enabled and approved when the organisation requires approval (below), and
+   has a transport (:mod:`emailrouter_lib.routing.transports`: explicit address → ``*`` → the
+   router configuration's outgoing provider → the CRM mailbox's email server profile → the pickup
+   folder; the rule that chose is in each row's ``transport_rule``); a retried email waits
    ``PendingStatusDelay`` after its last attempt;
 3. per batch: allocates tracking tokens, writes the attempts to the ledger (*claimed*), then sets
    *Sending* (7) with the attempt id by compare-and-set; per email: ledger *sending* → transport →
    ledger *sent*; then one CRM write for the batch: *Sent* (3) with the Message-ID, back to
    *Pending Send* with ``deliveryattempts`` + 1 after a transient failure, or *Failed* (8,
    ``statecode`` 0) with the error after a permanent one or ``MaximumDeliveryAttempts``.
+
+**Approval.** A sender must be approved (``emailrouteraccessapproval`` = 1) exactly when the
+organisation requires it: ``requireapprovalforuseremail`` for users,
+``requireapprovalforqueueemail`` for queues ("Process emails only for approved users / queues",
+System Settings → Email; research §5.5, §2.5). When the organisation does not require approval,
+the approval status is not consulted, not even *Rejected*, as the old router did not: the two
+check boxes are the switch. (Server-side sync always requires an approved address, research §6.2;
+that rule belongs to the migration, not to the router this engine replaces.) Skipped emails stay in
+*Pending Send* with the reason ``skipped:not-approved``.
 """
 
 from __future__ import annotations
@@ -25,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from emailrouter_lib.config import load_config
 from emailrouter_lib.crm.base import (
     APPROVAL_APPROVED,
     DELIVERY_ROUTER,
@@ -57,6 +73,7 @@ from emailrouter_lib.routing.outgoing_message import (
     subject_with_token,
 )
 from emailrouter_lib.routing.params import RoutingParams
+from emailrouter_lib.routing.transports import TransportChoice, TransportResolver
 from emailrouter_lib.tracking.smartmatch import HashSettings, email_hashes
 from emailrouter_lib.tracking.tokens import TrackingTokenFormat
 
@@ -88,6 +105,7 @@ class OutgoingRow:
     message_id: str | None = None
     deliveryattempts: int | None = None
     activityid: str | None = None
+    transport_rule: str | None = None  # which setting chose the transport (routing.transports)
 
 
 OUTGOING_COLUMNS = [f for f in OutgoingRow.__dataclass_fields__]
@@ -101,8 +119,20 @@ class _Job:
     token: str | None
     url: str
     transport: str  # the sender id: printable, never a secret
+    rule: str  # TransportChoice.explained
     row: OutgoingRow | None = None
     change: EmailStatusChange | None = None
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What the transport knows of a send left unconfirmed: ``found`` True / False, or None when
+    it cannot tell; ``later`` when it could tell but cannot be reached now."""
+
+    found: bool | None
+    transport: str | None
+    reason: str
+    later: bool = False
 
 
 @dataclass
@@ -115,8 +145,18 @@ class OutgoingRun:
     rows: list[OutgoingRow] = field(default_factory=list)
     _transports: dict[str, MailSender | MailboxError] = field(default_factory=dict)
     _names: dict[str, str] = field(default_factory=dict)
+    _choices: dict[str, TransportChoice] = field(default_factory=dict)
 
     def run(self) -> list[OutgoingRow]:
+        p = self.params
+        self.resolver = TransportResolver(
+            transports=p.transports,
+            pickup_dir=str(p.outbox_path().resolve()),
+            crm=self.crm,
+            config=load_config(p.config) if p.config else None,
+            password=p.transport_password or p.config_password,
+            ca_file=p.ca_file,
+        )
         ledger = SendLedger(self.params.send_ledger_path())
         try:
             ledger.lock()
@@ -142,6 +182,7 @@ class OutgoingRun:
         }
         changes: list[tuple[EmailStatusChange, OutgoingRow]] = []
         finished: list[str] = []
+        kept_open: set[str] = set()  # asked again by the next run
         known = set()
         for attempt in open_attempts:
             email = sending.get(attempt.activityid)
@@ -156,17 +197,84 @@ class OutgoingRun:
                 change = self._status(email, STATUS_PENDING_SEND, STATE_COMPLETED, attempt)
                 row = self._row("reconciled:pending", email, "never handed over; sent later")
             else:
-                change, row = self._uncertain(email, attempt.transport, attempt)
+                verdict = self._ask(email, attempt.messageid, attempt.transport)
+                if verdict.later:
+                    kept_open.add(attempt.attemptid)
+                    self.rows.append(self._later(email, verdict, attempt.messageid))
+                    continue
+                change, row = self._settle(email, attempt, verdict)
             row.message_id, row.transport = attempt.messageid, attempt.transport
             changes.append((change, row))
         stuck_before = self.now - timedelta(seconds=self.params.sending_status_delay)
         for email in sending.values():
             if email.activityid in known or _parse(email.modifiedon) > stuck_before:
                 continue
-            change, row = self._uncertain(email, "another router", None)
+            attempt = Attempt(
+                attemptid=email.attemptid or "",
+                activityid=email.activityid,
+                messageid=self._message_id(email),
+                transport=None,
+                state=SENDING,
+            )
+            verdict = self._ask(email, attempt.messageid, None)
+            if verdict.later:
+                self.rows.append(self._later(email, verdict, attempt.messageid))
+                continue
+            if verdict.found is None:
+                verdict = _Verdict(None, "another router", verdict.reason)
+            change, row = self._settle(email, attempt, verdict)
+            row.message_id, row.transport = attempt.messageid, verdict.transport
             changes.append((change, row))
         self._apply(changes)
-        self.ledger.finish(finished + [a.attemptid for a in open_attempts])
+        self.ledger.finish(
+            finished + [a.attemptid for a in open_attempts if a.attemptid not in kept_open]
+        )
+
+    def _ask(self, email: OutgoingEmail, message_id: str, transport: str | None) -> _Verdict:
+        """Ask the email's transport whether it sent *message_id*, when it can tell."""
+        choice = self._choice(email)
+        if choice is None or choice.url is None:
+            return _Verdict(None, transport, "no transport to ask")
+        name = self._name(choice.url)
+        if transport is not None and name != transport:
+            return _Verdict(None, transport, f"the transport is {name} now; it cannot tell")
+        if not callable(getattr(self._probe(choice.url), "was_sent", None)):
+            return _Verdict(None, name, "it cannot tell")  # SMTP, pickup: nothing to ask
+        sender = self._open(choice.url)
+        try:
+            if isinstance(sender, MailboxError):
+                raise sender
+            return _Verdict(bool(sender.was_sent(message_id)), name, "")  # type: ignore[attr-defined]
+        except MailboxError as exc:
+            return _Verdict(None, name, str(exc), later=True)
+
+    def _probe(self, url: str) -> MailSender | None:
+        """The unopened sender of *url*: what it can do, without connecting."""
+        try:
+            return open_sender(url, ca_file=self.params.ca_file)
+        except MailboxError:
+            return None
+
+    def _settle(
+        self, email: OutgoingEmail, attempt: Attempt, verdict: _Verdict
+    ) -> tuple[EmailStatusChange, OutgoingRow]:
+        if verdict.found:
+            reason = f"{verdict.transport} has a sent copy with its Message-ID (Sent Items)"
+            return self._sent(email, attempt), self._row("reconciled:sent", email, reason)
+        if verdict.found is False:
+            reason = f"{verdict.transport} has no sent copy with its Message-ID; sent again later"
+            change = self._status(email, STATUS_PENDING_SEND, STATE_COMPLETED, attempt)
+            return change, self._row("reconciled:pending", email, reason)
+        return self._uncertain(email, verdict.transport, attempt)
+
+    def _later(self, email: OutgoingEmail, verdict: _Verdict, message_id: str) -> OutgoingRow:
+        reason = (
+            f"{verdict.transport} could not be asked whether it sent this email ({verdict.reason});"
+            " left in Sending until it can"
+        )
+        row = self._row("reconciled:later", email, reason)
+        row.message_id, row.transport = message_id, verdict.transport
+        return row
 
     def _uncertain(
         self, email: OutgoingEmail, transport: str | None, attempt: Attempt | None
@@ -190,6 +298,9 @@ class OutgoingRun:
             elif email.deliveryattempts and _parse(email.modifiedon) + retry_after > self.now:
                 when = (_parse(email.modifiedon) + retry_after).strftime("%Y-%m-%dT%H:%M:%SZ")
                 self.rows.append(self._row("waiting", email, f"retry due at {when}"))
+            elif (choice := self._choice(email)) is not None and choice.problem:
+                # the configured road is broken: never fall back to another one silently
+                self.rows.append(self._row("skipped:no-transport", email, choice.problem))
             else:
                 due.append(email)
         return due
@@ -279,18 +390,27 @@ class OutgoingRun:
         jobs = []
         for email in emails:
             token = tokens.get(email.activityid)
-            address = email.sender.emailaddress if email.sender else None
-            domain = self.params.message_id_domain or _domain(address)
-            url = self._transport_url(email)
+            choice = self._choice(email)
+            assert choice is not None and choice.url is not None  # _select checked
             attempt = Attempt(
                 attemptid=str(uuid.uuid4()),
                 activityid=email.activityid,
-                messageid=message_id_for(email.activityid, domain),
-                transport=self._name(url),
+                messageid=self._message_id(email),
+                transport=self._name(choice.url),
                 state=CLAIMED,
             )
             subject = subject_with_token(email.subject, token)
-            jobs.append(_Job(email, attempt, subject, token, url, attempt.transport or url))
+            jobs.append(
+                _Job(
+                    email,
+                    attempt,
+                    subject,
+                    token,
+                    choice.url,
+                    attempt.transport or choice.url,
+                    choice.explained,
+                )
+            )
         self.ledger.claim([j.attempt for j in jobs], self.run_id)
         claimed = self.crm.update_email_status(
             [
@@ -355,11 +475,17 @@ class OutgoingRun:
         job.row.deliveryattempts = attempts
 
     # -- transports ------------------------------------------------------------------------------
-    def _transport_url(self, email: OutgoingEmail) -> str:
-        transports = self.params.transports
-        address = (email.sender.emailaddress or "").lower() if email.sender else ""
-        url = transports.get(address) or transports.get("*")
-        return url or f"pickup://{self.params.outbox_path().resolve()}"
+    def _choice(self, email: OutgoingEmail) -> TransportChoice | None:
+        """The sender's transport (routing.transports); None when the email has no sender."""
+        if email.sender is None:
+            return None
+        if email.activityid not in self._choices:
+            self._choices[email.activityid] = self.resolver.choose(email.sender)
+        return self._choices[email.activityid]
+
+    def _message_id(self, email: OutgoingEmail) -> str:
+        address = email.sender.emailaddress if email.sender else None
+        return message_id_for(email.activityid, self.params.message_id_domain or _domain(address))
 
     def _name(self, url: str) -> str:
         """The printable sender id of a transport URL (never a secret; nothing connects)."""
@@ -393,7 +519,7 @@ class OutgoingRun:
             expected_statuscode=STATUS_SENDING,
             statuscode=STATUS_SENT,
             statecode=STATE_COMPLETED,
-            expected_attemptid=attempt.attemptid,
+            expected_attemptid=attempt.attemptid or None,
             messageid=attempt.messageid,
             senton=_iso(datetime.now(UTC)),
             error="",
@@ -414,7 +540,7 @@ class OutgoingRun:
             expected_statuscode=STATUS_SENDING,
             statuscode=status,
             statecode=state,
-            expected_attemptid=attempt.attemptid if attempt else email.attemptid,
+            expected_attemptid=(attempt.attemptid if attempt else email.attemptid) or None,
             deliveryattempts=attempts,
             error=error[:2000] if error else None,
         )
@@ -433,6 +559,7 @@ class OutgoingRun:
         self, outcome: str, email: OutgoingEmail, reason: str, job: _Job | None = None
     ) -> OutgoingRow:
         recipients = ";".join(p.addressused for p in email.parties if p.addressused)
+        choice = self._choices.get(email.activityid)
         return OutgoingRow(
             outcome=outcome,
             subject=job.subject if job else email.subject,
@@ -444,6 +571,7 @@ class OutgoingRun:
             message_id=job.attempt.messageid if job else None,
             deliveryattempts=email.deliveryattempts,
             activityid=email.activityid,
+            transport_rule=job.rule if job else (choice.explained if choice else None),
         )
 
 

@@ -30,6 +30,9 @@ class RoutingParams:
     # -- outgoing (reference/email-router.md §4) ------------------------------------------------
     directions: list[str] = field(default_factory=lambda: ["incoming"])  # incoming, outgoing
     transports: dict[str, str] = field(default_factory=dict)  # sender address or "*" -> URL
+    # secret reference template for transports built from config / the CRM's email server
+    # profiles (routing/transports.py); None: config_password
+    transport_password: str | None = None
     send_ledger: str | None = None  # default: beside the ledger, <crm>.sendledger.sqlite
     max_delivery_attempts: int = 10  # MaximumDeliveryAttempts
     pending_status_delay: float = 300.0  # PendingStatusDelay, seconds before a retry

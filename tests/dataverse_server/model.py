@@ -182,10 +182,14 @@ SETS: dict[str, EntitySet] = {
             "mailboxid",
             lookups=(
                 Lookup("emailserverprofile", target="emailserverprofile"),
-                Lookup("regardingobjectid", typecolumn="regardingobjecttypecode", writable=False),
+                Lookup("regardingobjectid", typecolumn="regardingobjecttypecode"),
                 Lookup("ownerid", target="systemuser"),
             ),
-            navigation={"emailserverprofile": "emailserverprofile", "ownerid": "ownerid"},
+            navigation={
+                "emailserverprofile": "emailserverprofile",
+                "ownerid": "ownerid",
+                **_nav("regardingobjectid", "regardingobjectid", ("queue", "systemuser")),
+            },
             booleans=frozenset(
                 {
                     "enabledforincomingemail",

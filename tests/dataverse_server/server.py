@@ -288,7 +288,7 @@ class FakeDataverse:
             if_none = headers.get("If-None-Match")
             if if_match and row is None:
                 raise not_found(es, record_id)
-            if if_match and if_match != "*" and if_match != self._etag(row):
+            if if_match and if_match != "*" and if_match != self.store.etag(es, row):
                 raise ODataError(
                     412,
                     "0x80060882",
@@ -307,11 +307,6 @@ class FakeDataverse:
             store.update(es, record_id, data, refs)
             return self._written(es, row[es.key], prefer, base, 200)
         raise ODataError(405, "0x80060888", f"method {method} is not supported")
-
-    def _etag(self, row) -> str:
-        from .store import etag
-
-        return etag(row)
 
     def _written(self, es, record_id, prefer, base, status_with_body):
         entity_id = f"{base}{es.name}({record_id})"

@@ -66,6 +66,13 @@ class Store:
             table: [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")]
             for table in {es.table for es in SETS.values()}
         }
+        # Dataverse's versionnumber: one counter for the whole org, bumped by every write through
+        # the Web API. The ETag also hashes the row, so edits a test makes directly in SQLite
+        # (a user cancelling an email) change it too.
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS fake_rowversion (tbl TEXT NOT NULL, "
+            "id TEXT NOT NULL COLLATE NOCASE, version INTEGER NOT NULL, PRIMARY KEY (tbl, id))"
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -146,7 +153,7 @@ class Store:
         self, es: EntitySet, row: sqlite3.Row, select: list[str] | None, annotate: bool
     ) -> dict[str, Any]:
         names = select or [f"_{c}_value" if es.lookup(c) else c for c in self.visible(es)]
-        out: dict[str, Any] = {"@odata.etag": etag(row)}
+        out: dict[str, Any] = {"@odata.etag": self.etag(es, row)}
         for name in dict.fromkeys([*names, es.key]):
             column = self.select_column(es, name) if name != es.key else es.key
             value = row[column]
@@ -160,6 +167,19 @@ class Store:
                 target = row[lookup.typecolumn] if lookup.typecolumn else lookup.target
                 out[f"{name}@Microsoft.Dynamics.CRM.lookuplogicalname"] = target
         return out
+
+    def etag(self, es: EntitySet, row: sqlite3.Row) -> str:
+        found = self.conn.execute(
+            "SELECT version FROM fake_rowversion WHERE tbl = ? AND id = ?", (es.table, row[es.key])
+        ).fetchone()
+        return etag(row, found[0] if found else 0)
+
+    def bump(self, es: EntitySet, record_id: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO fake_rowversion (tbl, id, version) VALUES (?, ?, "
+            "(SELECT coalesce(max(version), 0) + 1 FROM fake_rowversion))",
+            (es.table, record_id),
+        )
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -208,6 +228,7 @@ class Store:
             )
         except sqlite3.IntegrityError as exc:
             raise ODataError(400, "0x80040203", f"{es.logical}: {exc}") from None
+        self.bump(es, record_id)
         for name, items in children.items():
             collection = es.collections[name]
             child = SETS[collection.entity_set]
@@ -244,6 +265,7 @@ class Store:
             )
         except sqlite3.IntegrityError as exc:
             raise ODataError(400, "0x80040203", f"{es.logical}: {exc}") from None
+        self.bump(es, record_id)
 
     def delete(self, es: EntitySet, record_id: str) -> None:
         if self.get(es, record_id) is None:
@@ -272,6 +294,11 @@ class Store:
                         f"An undeclared property '{nav}' which only has property annotations in "
                         f"the payload but no property value was found in the payload.",
                     )
+                if value is None:  # disassociate: the single-valued navigation set to null
+                    values[column] = None
+                    if lookup.typecolumn:
+                        values[lookup.typecolumn] = None
+                    continue
                 target, target_id = self._resolve(value, refs)
                 values[column] = target_id
                 if lookup.typecolumn:
@@ -313,10 +340,11 @@ class Store:
         return es, record_id
 
 
-def etag(row: sqlite3.Row) -> str:
-    values = [row[i] for i in range(len(row))]  # a sqlite3.Row indexes by position too
+def etag(row: sqlite3.Row, version: int = 0) -> str:
+    """``W/"<number>"`` as Dataverse writes it: the row version, then a hash of the values."""
+    values = [row[i] for i in range(len(row)) if row.keys()[i] != "_rowid"]
     data = json.dumps([len(v) if isinstance(v, bytes) else v for v in values])
-    return f'W/"{zlib.crc32(data.encode())}"'
+    return f'W/"{version * 10**10 + zlib.crc32(data.encode())}"'
 
 
 def set_for(logical: str) -> EntitySet:

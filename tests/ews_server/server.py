@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from lxml import etree
 
 from . import operations
 from .auth import Authenticator, register_ntlm
+from .autodiscover import AUTODISCOVER_PATH, get_user_settings
 from .soap import envelope, fault, find, local, parse, text
 from .store import DISTINGUISHED, Folder, Item, Rule, Store, StoreError, User
 
@@ -76,6 +79,8 @@ class FakeEws:
     """A protocol-level EWS server for the real exchangelib client.
 
     ``with FakeEws() as ews:`` starts it on a free loopback port; ``ews.url`` is the endpoint.
+    With ``certificate=(cert.pem, key.pem)`` it speaks HTTPS only (``ews.url`` is ``https://``).
+    ``ews.autodiscover_url`` answers SOAP Autodiscover for every mailbox the store holds.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class FakeEws:
         auth: tuple[str, ...] = ("NTLM", "Basic"),
         find_count_limit: int = 1000,
         host: str = "127.0.0.1",
+        certificate: tuple[str, str] | None = None,
     ):
         self.store = Store()
         self.auth = auth
@@ -93,9 +99,18 @@ class FakeEws:
         self.faults: list[Fault] = []
         self.apps: dict[str, tuple[str, User]] = {}  # OAuth client id -> (secret, its identity)
         self.tokens: dict[str, User] = {}
+        # Autodiscover: extra/overriding settings for every user, address -> RedirectAddress target
+        self.autodiscover_settings: dict[str, str] = {}
+        self.autodiscover_redirects: dict[str, str] = {}
+        self.tls_failures: list[str] = []  # handshakes that failed (the client refused the cert)
         self._lock = threading.Lock()
         self._httpd = _Server((host, 0), _Handler)
         self._httpd.fake = self
+        self._httpd.tls = None
+        if certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            self._httpd.tls = context
         self._thread: threading.Thread | None = None
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -108,12 +123,20 @@ class FakeEws:
         return self._httpd.server_address[1]
 
     @property
+    def scheme(self) -> str:
+        return "https" if self._httpd.tls else "http"
+
+    @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{EWS_PATH}"
+        return f"{self.scheme}://{self.host}:{self.port}{EWS_PATH}"
+
+    @property
+    def autodiscover_url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{AUTODISCOVER_PATH}"
 
     def start(self) -> FakeEws:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="fake-ews", daemon=True
+            target=self._httpd.serve_forever, args=(0.05,), name="fake-ews", daemon=True
         )
         self._thread.start()
         return self
@@ -160,7 +183,7 @@ class FakeEws:
     @property
     def authority(self) -> str:
         """What to pass as ``authority=``: tokens come from ``/{tenant}/oauth2/v2.0/token`` here."""
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     def issue_token(self, form: dict[str, str]) -> tuple[int, bytes]:
         import json
@@ -332,6 +355,23 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     fake: FakeEws
+    tls: ssl.SSLContext | None
+
+    def get_request(self):
+        sock, address = super().get_request()
+        if self.tls is not None:
+            # The handshake runs in the handler's thread (setup), so a client that refuses the
+            # certificate or stalls never blocks the accepting thread.
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, address
+
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(request, ssl.SSLSocket) and isinstance(exc, OSError):
+            with self.fake._lock:
+                self.fake.tls_failures.append(f"{type(exc).__name__}: {exc}")
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -339,6 +379,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
         super().setup()
         # Without this, keep-alive + delayed ACK stalls every request by ~40 ms (Nagle).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -372,7 +416,8 @@ class _Handler(BaseHTTPRequestHandler):
             entry.op, entry.status = "token", status
             fake.record(entry)
             return self._send(status, body, [("Content-Type", "application/json")])
-        if self.path.split("?")[0].lower() != EWS_PATH.lower():
+        path = self.path.split("?")[0].lower()
+        if path not in (EWS_PATH.lower(), AUTODISCOVER_PATH):
             entry.status = 404
             fake.record(entry)
             return self._send(404, b"", [])
@@ -382,6 +427,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.record(entry)
             return self._send(401, b"", challenge)
         entry.logon = user.address
+        if path == AUTODISCOVER_PATH:
+            return self._autodiscover(entry, data, user, started)
         op = _op_name(data)
         injected = fake.take_fault(op, fake.target_hint(data, user))
         if injected is not None:
@@ -409,6 +456,24 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._finish(entry, injected.status, injected.body, started, headers)
         status, body = fake.answer(user, data, entry)
         self._finish(entry, status, body, started)
+
+    def _autodiscover(self, entry, data, user, started) -> None:
+        fake = self.server.fake
+        entry.op = "GetUserSettings"
+        injected = fake.take_fault(entry.op, user.address)
+        if injected is not None and injected.kind == "status":
+            entry.fault = injected.kind
+            return self._finish(entry, injected.status, injected.body, started)
+        values = {"ExternalEwsUrl": fake.url, "InternalEwsUrl": fake.url}
+        values.update(fake.autodiscover_settings)
+        with fake.store.lock:
+            known = set(fake.store.users)
+        answer = get_user_settings(
+            data, known=known, values=values, redirects=fake.autodiscover_redirects
+        )
+        entry.mailboxes = answer.users
+        headers = [] if answer.status == 200 else [("Content-Type", "text/plain")]
+        self._finish(entry, answer.status, answer.body, started, headers)
 
     def _finish(self, entry, status, body, started, headers=()) -> None:
         entry.status = status

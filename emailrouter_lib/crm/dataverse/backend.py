@@ -43,6 +43,7 @@ from emailrouter_lib.crm.dataverse.batch import (
     decode_batch,
     encode_batch,
 )
+from emailrouter_lib.crm.dataverse.mailbox_settings import MailboxSettingsOverWebApi
 from emailrouter_lib.crm.dataverse.odata import (
     all_of,
     any_of,
@@ -51,6 +52,7 @@ from emailrouter_lib.crm.dataverse.odata import (
     is_in,
     query_path,
 )
+from emailrouter_lib.crm.dataverse.outgoing import OutgoingOverWebApi
 from emailrouter_lib.crm.dataverse.session import (
     RETRY_STATUS,
     DataverseSession,
@@ -59,6 +61,7 @@ from emailrouter_lib.crm.dataverse.session import (
     retry_after,
 )
 from emailrouter_lib.crm.dataverse.settings import DataverseSettings, parse_dataverse_url
+from emailrouter_lib.crm.dataverse.state import RouterState, default_state_path
 from emailrouter_lib.errors import CrmError
 
 # Values per In(...) list: a part of 3 x 200 addresses stays far below the 64 KB a GET inside a
@@ -158,8 +161,17 @@ def open_dataverse(url: str) -> DataverseCrm:
     return DataverseCrm(parse_dataverse_url(url))
 
 
-class DataverseCrm:
-    """A :class:`~emailrouter_lib.crm.base.CrmBackend` over one organisation's Web API."""
+class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
+    """A :class:`~emailrouter_lib.crm.base.CrmBackend` and
+    :class:`~emailrouter_lib.crm.base.MailboxSettingsStore` over one organisation's Web API.
+
+    Everything Dataverse has a column for is read and written there: statuses (PATCH of
+    ``statecode``/``statuscode`` with ``If-Match`` on the row's ETag: 412 = someone else changed
+    it), ``deliveryattempts``, Message-ID, tracking token, mailboxes and profiles. The send attempt
+    id, the last delivery error, tracking counters and user numbers and smart-matching hashes have
+    no stock column: they are in the router's state file (``state=`` in the URL, see
+    :mod:`emailrouter_lib.crm.dataverse.state`), so no customisation of the org is needed.
+    """
 
     def __init__(
         self,
@@ -173,6 +185,7 @@ class DataverseCrm:
         self.session = DataverseSession(settings, http=http, sleep=sleep)
         self._mailbox_of: dict[str, str | None] = {}  # accepting user/queue id -> its mailbox
         self._lock = threading.Lock()
+        self._state: RouterState | None = None
 
     def __repr__(self) -> str:
         return f"DataverseCrm({self.settings.base_url!r}, auth={self.settings.auth})"
@@ -185,6 +198,9 @@ class DataverseCrm:
 
     def close(self) -> None:
         self.session.close()
+        if self._state is not None:
+            self._state.close()
+            self._state = None
 
     @property
     def stats(self) -> dict[str, int]:
@@ -709,28 +725,17 @@ class DataverseCrm:
                 raise error_for(response, what, attempts=attempts)
         return Party("contact", contactid, name, address)
 
-    # -- not yet over the Web API (outgoing and smart matching) ---------------------------------
+    # -- the router's own state (what Dataverse has no column for) -----------------------------
 
-    def _not_yet(self, what: str) -> CrmError:
-        return CrmError(
-            f"{self.url}: {what} is not implemented for the Dataverse backend yet; route "
-            f"incoming mail with it, and run outgoing / smart matching against sqlite:/// for now"
-        )
-
-    def outgoing_emails(self, statuscodes: Iterable[int], *, limit: int) -> list[Any]:
-        raise self._not_yet("reading Pending Send emails (outgoing_emails)")
-
-    def update_email_status(self, changes: Sequence[Any]) -> set[str]:
-        raise self._not_yet("updating email status (update_email_status)")
-
-    def allocate_tracking_numbers(self, counts: Any) -> dict[str, list[int]]:
-        raise self._not_yet("allocating tracking numbers (allocate_tracking_numbers)")
-
-    def store_email_hashes(self, hashes: Any) -> None:
-        raise self._not_yet("storing smart-matching hashes (store_email_hashes)")
-
-    def email_hash_candidates(self, address_hashes: Iterable[int], *, limit: int = 200) -> dict:
-        raise self._not_yet("smart-matching candidates (email_hash_candidates)")
+    @property
+    def state(self) -> RouterState:
+        """The state file (``state=`` in the URL), opened on first use: routing incoming mail
+        without smart matching never creates it."""
+        with self._lock:
+            if self._state is None:
+                path = self.settings.state or default_state_path(self.settings.base_url)
+                self._state = RouterState(path)
+            return self._state
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ lives under ``<path>/api/data/<api>/``. Options, all optional:
 ``readonly``   ``send`` (default) or ``omit``: whether to send inreplyto, conversationindex and
                correlationmethod, which Dataverse documents as read-only on ``email``
 ``ca``         a CA bundle file for https (default: the system's)
+``state``      the router's own state file for what Dataverse has no column for (send attempts,
+               the last delivery error, tracking counters and user numbers, smart-matching hashes;
+               see ``dataverse/state.py``). Default:
+               ``$XDG_STATE_HOME/emailrouter/dataverse-<hash of the Web API URL>.sqlite``
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ _OPTIONS = (
     "retries",
     "readonly",
     "ca",
+    "state",
 )
 
 
@@ -91,6 +96,7 @@ class DataverseSettings:
     retries: int = 8
     send_readonly: bool = True
     ca: str | None = None
+    state: str | None = None  # path of the router's state file (None: the default per org)
 
     @property
     def base_url(self) -> str:
@@ -189,6 +195,7 @@ def parse_dataverse_url(url: str) -> DataverseSettings:
         retries=_number(text, options, "retries", 8, 0, 100, int),
         send_readonly=readonly == "send",
         ca=options.get("ca") or None,
+        state=options.get("state") or None,
     )
 
 

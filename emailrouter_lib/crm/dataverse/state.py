@@ -1,0 +1,274 @@
+"""The router's own state beside a Dataverse organisation: what the Web API has no column for.
+
+Dataverse stores an email's status, ``deliveryattempts``, Message-ID and tracking token, and the
+backend writes those there. Four things the Email Router protocol needs have no stock column, and
+asking every administrator to import a solution with custom columns would make the switch from the
+Microsoft Email Router harder, so they live in one small SQLite file that the router owns:
+
+``attempt``         the send attempt holding an email in *Sending*: its id, and the row's ETag
+                    before the claim and after it. The claim itself is a real compare-and-set in
+                    Dataverse (``PATCH`` with ``If-Match``), so two routers never both claim an
+                    email; the file only lets *this* router recognise its own claims after a
+                    crash. The last delivery error of an email is kept here too.
+``trackingcounter`` the per-user counter inside tracking tokens (the server's counter is only
+                    reachable through ``GetTrackingTokenEmail``, which the Web API of CRM 2016 does
+                    not expose to a third-party sender). On first use for a user it continues after
+                    the highest counter in that user's stored tokens.
+``trackinguser``    the user number inside tracking tokens (``CRM:0<user><counter>``), assigned
+                    1, 2, 3 ... in the order users first send through this router.
+``emailhash``       smart-matching hashes (Dataverse's ``EmailHash`` table is internal, not in the
+                    Web API): only emails this router created or sent are candidates.
+
+Consequences (documented in the README): keep the file (back it up with the ledgers); run one
+router per organisation for outgoing mail if tracking tokens must stay unique across routers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from emailrouter_lib.crm.base import HASH_ADDRESS, HASH_SUBJECT, EmailHashes
+from emailrouter_lib.errors import CrmError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS attempt (
+    activityid  TEXT PRIMARY KEY,  -- lower-cased
+    attemptid   TEXT,
+    etag_before TEXT,
+    etag_after  TEXT,
+    lasterror   TEXT
+);
+CREATE TABLE IF NOT EXISTS trackingcounter (
+    systemuserid TEXT PRIMARY KEY,  -- lower-cased
+    lastnumber   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trackinguser (
+    systemuserid TEXT PRIMARY KEY,  -- lower-cased
+    number       INTEGER NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS emailhash (
+    activityid TEXT NOT NULL,  -- as given
+    hashtype   INTEGER NOT NULL,
+    hash       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS emailhash_hash ON emailhash (hashtype, hash);
+CREATE INDEX IF NOT EXISTS emailhash_activityid ON emailhash (activityid);
+"""
+
+
+def default_state_path(base_url: str) -> Path:
+    """One file per organisation and API root, under ``$XDG_STATE_HOME/emailrouter``."""
+    root = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    digest = hashlib.sha256(base_url.lower().encode()).hexdigest()[:16]
+    return Path(root) / "emailrouter" / f"dataverse-{digest}.sqlite"
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    attemptid: str | None
+    etag_before: str | None
+    etag_after: str | None
+    lasterror: str | None
+
+    def holds(self, etag: str | None) -> str | None:
+        """This router's attempt id when the row (now at *etag*) is still as our claim left it.
+
+        Claimed and answered: the row's ETag is the one the claim returned. Claimed but killed
+        before the answer was recorded: the row changed since the read the claim was based on
+        (its If-Match only succeeds when nobody else changed it first).
+        """
+        if not self.attemptid or etag is None:
+            return None
+        if self.etag_after is not None:
+            return self.attemptid if etag == self.etag_after else None
+        return self.attemptid if etag != self.etag_before else None
+
+
+class RouterState:
+    """The state file; every call is its own short transaction (safe across processes)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise CrmError(
+                f"cannot open the Dataverse router state file {self.path} ({exc}); give a "
+                f"writable path with state=/path/file.sqlite in the CRM URL"
+            ) from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def attempts(self, activityids: Iterable[str]) -> dict[str, AttemptRecord]:
+        """Records by lower-cased activity id."""
+        ids = sorted({a.lower() for a in activityids if a})
+        found: dict[str, AttemptRecord] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.conn.execute(
+                "SELECT activityid, attemptid, etag_before, etag_after, lasterror FROM attempt "
+                f"WHERE activityid IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update({row[0]: AttemptRecord(*row[1:]) for row in rows})
+        return found
+
+    def begin_claims(self, claims: Mapping[str, tuple[str, str]]) -> None:
+        """Before the claim PATCHes: activityid -> (attemptid, the ETag the claim expects)."""
+        with self.transaction() as conn:
+            for activityid, (attemptid, etag) in claims.items():
+                conn.execute(
+                    "INSERT INTO attempt (activityid, attemptid, etag_before, etag_after) "
+                    "VALUES (?, ?, ?, NULL) ON CONFLICT (activityid) DO UPDATE SET "
+                    "attemptid = excluded.attemptid, etag_before = excluded.etag_before, "
+                    "etag_after = NULL",
+                    (activityid.lower(), attemptid, etag),
+                )
+
+    def record_writes(
+        self,
+        written: Mapping[str, str | None],
+        attempts: Mapping[str, str | None],
+        errors: Mapping[str, str | None],
+    ) -> None:
+        """After PATCHes that succeeded: the new ETags, the attempt ids (None clears), and the
+        last errors (absent: unchanged, "" or None in the mapping: cleared / set)."""
+        with self.transaction() as conn:
+            for activityid, etag in written.items():
+                key = activityid.lower()
+                conn.execute(
+                    "INSERT INTO attempt (activityid) VALUES (?) ON CONFLICT DO NOTHING", (key,)
+                )
+                conn.execute(
+                    "UPDATE attempt SET attemptid = ?, etag_after = ?, "
+                    "etag_before = CASE WHEN ? IS NULL THEN NULL ELSE etag_before END "
+                    "WHERE activityid = ?",
+                    (attempts.get(activityid), etag, attempts.get(activityid), key),
+                )
+                if activityid in errors:
+                    conn.execute(
+                        "UPDATE attempt SET lasterror = ? WHERE activityid = ?",
+                        (errors[activityid] or None, key),
+                    )
+
+    def last_error(self, activityid: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT lasterror FROM attempt WHERE activityid = ?", (activityid.lower(),)
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- tracking tokens ----------------------------------------------------------------------
+
+    def user_numbers(self, systemuserids: Iterable[str]) -> dict[str, int]:
+        """The user number of each user (lower-cased keys), assigning new ones in order."""
+        ids = list(dict.fromkeys(u.lower() for u in systemuserids if u))
+        if not ids:
+            return {}
+        with self.transaction() as conn:
+            found = dict(conn.execute("SELECT systemuserid, number FROM trackinguser").fetchall())
+            highest = max(found.values(), default=0)
+            for uid in ids:
+                if uid not in found:
+                    highest += 1
+                    found[uid] = highest
+                    conn.execute(
+                        "INSERT INTO trackinguser (systemuserid, number) VALUES (?, ?)",
+                        (uid, highest),
+                    )
+        return {uid: found[uid] for uid in ids}
+
+    def counters(self, systemuserids: Iterable[str]) -> dict[str, int]:
+        ids = sorted({u.lower() for u in systemuserids})
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT systemuserid, lastnumber FROM trackingcounter "
+            f"WHERE systemuserid IN ({','.join('?' * len(ids))})",
+            ids,
+        ).fetchall()
+        return dict(rows)
+
+    def allocate(
+        self, counts: Mapping[str, int], modulo: int, start: Mapping[str, int]
+    ) -> dict[str, list[int]]:
+        """Reserve *n* numbers per user; *start* is the last number for users never seen."""
+        result: dict[str, list[int]] = {}
+        with self.transaction() as conn:
+            for uid, n in counts.items():
+                key = uid.lower()
+                row = conn.execute(
+                    "SELECT lastnumber FROM trackingcounter WHERE systemuserid = ?", (key,)
+                ).fetchone()
+                last = int(row[0]) if row else int(start.get(key, 0))
+                numbers = [(last + k) % modulo for k in range(1, n + 1)]
+                conn.execute(
+                    "INSERT OR REPLACE INTO trackingcounter (systemuserid, lastnumber) "
+                    "VALUES (?, ?)",
+                    (key, numbers[-1]),
+                )
+                result[uid] = numbers
+        return result
+
+    # -- smart matching -----------------------------------------------------------------------
+
+    def store_hashes(self, hashes: Mapping[str, EmailHashes]) -> None:
+        rows = [
+            (activityid, kind, int(value))
+            for activityid, h in hashes.items()
+            for kind, values in ((HASH_SUBJECT, h.subject), (HASH_ADDRESS, h.addresses))
+            for value in values
+        ]
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM emailhash WHERE activityid = ?", [(a,) for a in hashes])
+            conn.executemany(
+                "INSERT INTO emailhash (activityid, hashtype, hash) VALUES (?, ?, ?)", rows
+            )
+
+    def hash_candidates(self, address_hashes: Iterable[int], limit: int) -> dict[str, EmailHashes]:
+        """Emails sharing an address hash, the most recently stored first."""
+        wanted = sorted({int(h) for h in address_hashes})
+        if not wanted or limit <= 0:
+            return {}
+        ids = [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT activityid FROM emailhash WHERE hashtype = ? AND hash IN "
+                f"({','.join('?' * len(wanted))}) GROUP BY activityid "
+                "ORDER BY max(rowid) DESC LIMIT ?",
+                [HASH_ADDRESS, *wanted, int(limit)],
+            )
+        ]
+        found: dict[str, tuple[list[int], list[int]]] = {i: ([], []) for i in ids}
+        if ids:
+            for activityid, kind, value in self.conn.execute(
+                "SELECT activityid, hashtype, hash FROM emailhash "
+                f"WHERE activityid IN ({','.join('?' * len(ids))}) ORDER BY rowid",
+                ids,
+            ):
+                found[activityid][0 if kind == HASH_SUBJECT else 1].append(value)
+        return {a: EmailHashes(tuple(s), tuple(h)) for a, (s, h) in found.items()}
+
+
+__all__ = ["AttemptRecord", "RouterState", "default_state_path"]
