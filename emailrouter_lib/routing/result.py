@@ -152,9 +152,13 @@ class RoutingResult:
         # The renderer sits in the reports layer; the result hands it plain tables.
         from emailrouter_lib.reports.artifacts import write_run_artifacts
 
+        summary = self.summary
+        # The page shows the per-mailbox detail as its own table, not as text in the summary.
+        shown = {k: v for k, v in summary.items() if k not in ("mailboxes", "parameters_hash")}
         return write_run_artifacts(
             Path(run_dir),
-            summary=self.summary,
+            summary=summary,
+            report_summary=shown,
             tables={
                 "results": self.table,
                 "mailboxes": self.mailbox_table,
