@@ -37,6 +37,7 @@ def _route(args: argparse.Namespace) -> int:
         "ledger": args.ledger,
         "quarantine_dir": args.quarantine,
         "batch_size": args.batch_size,
+        "max_concurrency": args.max_concurrency,
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
@@ -132,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         "server profiles, e.g. env:SMTP_PW_{local} (default: --config-password)",
     )
     route.add_argument("--batch-size", type=int, default=200)
+    route.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
+        help="mailboxes routed at once (default: 4 when a mailbox is on a server, else 1)",
+    )
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
     route.add_argument("--quiet", action="store_true", help="no progress bar")
     route.set_defaults(func=_route)

@@ -12,13 +12,18 @@ elements, skipped message classes) are returned in results, never raised.
     ├── MessageError                a message cannot be parsed at all
     ├── MailboxError                a mailbox source or sender failed (carries the mailbox)
     │   ├── MailboxConnectError     the server cannot be reached, or dropped the connection
+    │   │   └── MailboxThrottledError   the server kept throttling beyond the bounded wait
     │   ├── MailboxAuthError        the server refused the credentials
     │   ├── MailboxTLSError         TLS failed (untrusted certificate, wrong host name)
     │   ├── MailboxSendError        a message was not accepted (``permanent``: 5xx, else retry)
     │   └── MailboxURLError         a mailbox URL is malformed or names an unknown protocol
     ├── CrmError                    the CRM store failed or holds something unexpected
-    │   └── CrmURLError             a CRM URL is malformed or names an unknown backend
-    └── RoutingError                a routing batch cannot run (bad parameters, ledger trouble)
+    │   ├── CrmURLError             a CRM URL is malformed or names an unknown backend
+    │   └── CrmHTTPError            the CRM's Web API answered an error (``status``, ``code``)
+    │       ├── CrmAuthError        401/403: credentials refused, or a privilege is missing
+    │       └── CrmThrottledError   429/503 beyond the bounded wait (``retry_after``)
+    ├── RoutingError                a routing batch cannot run (bad parameters, ledger trouble)
+    └── NotebookError               a notebook run failed, timed out, or its kernel died
 """
 
 from __future__ import annotations
@@ -64,6 +69,14 @@ class MailboxConnectError(MailboxError):
     """The server could not be reached, timed out, or dropped the connection."""
 
 
+class MailboxThrottledError(MailboxConnectError):
+    """The server kept answering "busy" beyond the mailbox's bounded wait (``max_wait=``).
+
+    A subclass of :class:`MailboxConnectError` because the remedy is the same (run again later),
+    but an audit reports it apart: the mailbox is reachable and the credentials were accepted.
+    """
+
+
 class MailboxAuthError(MailboxError):
     """The server refused the login."""
 
@@ -95,14 +108,57 @@ class CrmURLError(CrmError):
     """A CRM URL is malformed or names an unknown backend."""
 
 
+class CrmHTTPError(CrmError):
+    """The CRM's Web API answered with an HTTP error.
+
+    ``status`` is the HTTP status (None when the request never got an answer) and ``code`` the
+    server's error code (Dataverse: ``0x80072322`` and the like; "" when the body had none), so a
+    caller can decide without parsing the message.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str = ""):
+        self.status = status
+        self.code = code
+        super().__init__(message)
+
+
+class CrmAuthError(CrmHTTPError):
+    """401 (credentials refused) or 403 (the user lacks a privilege): retrying cannot help."""
+
+
+class CrmThrottledError(CrmHTTPError):
+    """429/503 beyond the bounded wait; ``retry_after`` is what the server last asked (seconds)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str = "",
+        retry_after: float | None = None,
+    ):
+        self.retry_after = retry_after
+        super().__init__(message, status=status, code=code)
+
+
 class RoutingError(EmailRouterError):
     """A routing batch cannot run: bad parameters, or the ledger is unusable."""
+
+
+class NotebookError(EmailRouterError):
+    """A notebook run failed: a cell raised, a cell ran past the timeout, or the kernel died.
+
+    The executed notebook, with the traceback, is named in the message.
+    """
 
 
 __all__ = [
     "ConfigError",
     "ConfigSyntaxError",
+    "CrmAuthError",
     "CrmError",
+    "CrmHTTPError",
+    "CrmThrottledError",
     "CrmURLError",
     "EmailRouterError",
     "MailboxAuthError",
@@ -110,8 +166,10 @@ __all__ = [
     "MailboxError",
     "MailboxSendError",
     "MailboxTLSError",
+    "MailboxThrottledError",
     "MailboxURLError",
     "MessageError",
+    "NotebookError",
     "RoutingError",
     "SecretError",
 ]

@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from emailrouter_lib.errors import ConfigError, EmailRouterError, SecretError
+from emailrouter_lib.errors import ConfigError, EmailRouterError, NotebookError, SecretError
 from emailrouter_lib.reports.display import BATCH_ENV
 from emailrouter_lib.secrets import is_reference
 
@@ -111,7 +111,7 @@ def run_notebook(
     """Execute *notebook* with the parameters of *params_file* updated by *parameters*.
 
     *timeout* bounds each cell, in seconds. Raises :class:`ConfigError` for unknown parameters,
-    :class:`SecretError` for a literal secret, and :class:`EmailRouterError` when the notebook
+    :class:`SecretError` for a literal secret, and :class:`NotebookError` when the notebook
     fails; the executed notebook, with the traceback, is written in every case.
     """
     import papermill
@@ -347,20 +347,20 @@ def _explain_failure(
 
     see = f"the executed notebook is {executed}" if executed.exists() else "no notebook was written"
     if isinstance(exc, PapermillExecutionError):
-        return EmailRouterError(
+        return NotebookError(
             f"{notebook.name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}; "
             f"{see} (the traceback is in it)"
         )
     if isinstance(exc, CellTimeoutError):
-        return EmailRouterError(
+        return NotebookError(
             f"{notebook.name}: a cell ran longer than {timeout} s and was stopped; {see}. "
             "Raise the timeout (--timeout) or route fewer messages per run (batch_size)"
         )
     if isinstance(exc, DeadKernelError):
-        return EmailRouterError(f"{notebook.name}: the Python kernel died (out of memory?); {see}")
+        return NotebookError(f"{notebook.name}: the Python kernel died (out of memory?); {see}")
     if isinstance(exc, EmailRouterError):
         return exc
-    return EmailRouterError(
+    return NotebookError(
         f"{notebook.name} could not be run: {exc.__class__.__name__}: {exc}; {see}. "
         f"Is the '{KERNEL_NAME}' kernel of this environment installed "
         "(jupyter kernelspec list)?"

@@ -24,7 +24,13 @@ from emailrouter_lib.crm import demo, open_crm
 from emailrouter_lib.crm.dataverse import DataverseCrm, parse_dataverse_url
 from emailrouter_lib.crm.dataverse.auth import BearerAuth, build_auth
 from emailrouter_lib.crm.dataverse.batch import BatchRequest
-from emailrouter_lib.errors import CrmError, CrmURLError
+from emailrouter_lib.errors import (
+    CrmAuthError,
+    CrmError,
+    CrmHTTPError,
+    CrmThrottledError,
+    CrmURLError,
+)
 
 # -- URLs -------------------------------------------------------------------------------------
 
@@ -82,8 +88,9 @@ def test_ntlm_handshake_against_pyspnego(ntlm_dataverse):  # noqa: F811
 
 def test_wrong_ntlm_password_says_what_to_check(ntlm_dataverse, monkeypatch):  # noqa: F811
     monkeypatch.setenv(NTLM_ENV, "not-the-password")
-    with pytest.raises(CrmError, match="credentials were refused") as caught:
+    with pytest.raises(CrmAuthError, match="credentials were refused") as caught:
         open_crm(ntlm_url(ntlm_dataverse)).organization()
+    assert caught.value.status == 401  # a CrmError too: `except CrmError` still catches it
     assert "not-the-password" not in str(caught.value)
 
 
@@ -97,8 +104,9 @@ def test_bearer_token_from_a_provider(tmp_path):
     server = start_fake(tmp_path, bearer_token="token-123")
     try:
         crm = open_crm(server.crm_url())
-        with pytest.raises(CrmError, match="HTTP 401"):
+        with pytest.raises(CrmAuthError, match="HTTP 401") as caught:
             crm.organization()
+        assert caught.value.status == 401
         crm.session.http.auth = BearerAuth(lambda: "token-123")
         assert crm.organization().name == "Contoso"
     finally:
@@ -123,10 +131,32 @@ def test_the_total_wait_is_bounded(fake_dataverse):  # noqa: F811
     fake_dataverse.faults.throttle_retry_after = 30
     crm = open_crm(fake_dataverse.crm_url(max_wait="5"))
     started = time.perf_counter()
-    with pytest.raises(CrmError, match=r"max_wait=5 s") as caught:
+    with pytest.raises(CrmThrottledError, match=r"max_wait=5 s") as caught:
         crm.organization()
     assert time.perf_counter() - started < 2  # gave up at once instead of sleeping 30 s
     assert "run the batch later" in str(caught.value)
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (429, "0x80072322", 30)
+
+
+def test_a_429_storm_beyond_the_retries_is_a_throttled_error(fake_dataverse):  # noqa: F811
+    fake_dataverse.faults.throttle_every = 1
+    fake_dataverse.faults.throttle_retry_after = 0.01
+    crm = open_crm(fake_dataverse.crm_url(retries="2"))
+    with pytest.raises(CrmThrottledError, match="HTTP 429 after 3 attempts") as caught:
+        crm.organization()
+    error = caught.value
+    assert (error.status, error.code, error.retry_after) == (429, "0x80072322", 0.01)
+    assert isinstance(error, CrmError) and crm.stats["throttled"] == 3
+
+
+def test_gateway_failures_beyond_the_wait_are_not_throttling(fake_dataverse):  # noqa: F811
+    fake_dataverse.faults.queue.extend([Fault(502, 30)])
+    crm = open_crm(fake_dataverse.crm_url(max_wait="5"))
+    with pytest.raises(CrmHTTPError, match=r"answered 502") as caught:
+        crm.organization()
+    assert caught.value.status == 502
+    assert not isinstance(caught.value, CrmThrottledError | CrmAuthError)
 
 
 def test_dropped_connections_are_retried(fake_dataverse):  # noqa: F811
@@ -138,8 +168,10 @@ def test_dropped_connections_are_retried(fake_dataverse):  # noqa: F811
 
 def test_a_malformed_request_names_the_server_error_and_what_to_do(fake_dataverse):  # noqa: F811
     crm = open_crm(fake_dataverse.crm_url())
-    with pytest.raises(CrmError) as caught:
+    with pytest.raises(CrmHTTPError) as caught:
         crm._get("contacts?$select=nosuchcolumn")
+    assert (caught.value.status, caught.value.code) == (400, "0x80060888")
+    assert not isinstance(caught.value, CrmThrottledError | CrmAuthError)
     text = str(caught.value)
     assert "HTTP 400" in text and "0x80060888" in text and "nosuchcolumn" in text
     assert "$metadata" in text

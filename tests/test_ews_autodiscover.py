@@ -6,6 +6,7 @@ Autodiscover server, so no DNS is involved."""
 from __future__ import annotations
 
 import pytest
+from ews_server.soap import fault
 from fixtures_ews import (  # noqa: F401
     SUPPORT_BOX,
     USERS,
@@ -20,6 +21,7 @@ from emailrouter_lib.errors import (
     MailboxAuthError,
     MailboxConnectError,
     MailboxError,
+    MailboxThrottledError,
     MailboxTLSError,
     MailboxURLError,
 )
@@ -159,3 +161,12 @@ def test_autodiscover_over_plain_http_on_loopback(ews):
     with open_source(autodiscover_url(ews)) as source:
         assert len(source.list_items()) == 1
     assert ews.counts()["GetUserSettings"] == 1
+
+
+def test_a_busy_autodiscover_server_is_throttling_not_a_wrong_host(ews):
+    busy = fault("ErrorServerBusy", "The server cannot service this request right now.")
+    ews.inject("status", op="GetUserSettings", status=500, body=busy)
+    with pytest.raises(MailboxThrottledError, match="ErrorServerBusy") as caught:
+        open_source(autodiscover_url(ews)).__enter__()
+    assert isinstance(caught.value, MailboxConnectError)  # old `except` clauses still catch it
+    assert cached_endpoints() == {}

@@ -21,6 +21,7 @@ from emailrouter_lib.errors import (
     MailboxAuthError,
     MailboxConnectError,
     MailboxError,
+    MailboxThrottledError,
     MailboxURLError,
 )
 from emailrouter_lib.mailboxes import open_source, parse_mailbox_url, redact_url
@@ -165,6 +166,17 @@ def test_slow_server_beyond_timeout_is_a_connect_error(ews):
     ews.inject("slow", op="FindItem", seconds=1.5)
     with open_source(ews_url(ews, timeout="0.5")) as source, pytest.raises(MailboxConnectError):
         source.list_items()
+
+
+def test_busy_beyond_max_wait_is_a_throttled_error(ews):
+    ews.inject("busy", op="FindItem", mailbox=SUPPORT_BOX, back_off_ms=2000, times=100)
+    started = time.monotonic()
+    throttled = pytest.raises(MailboxThrottledError, match="kept throttling")
+    with open_source(ews_url(ews, max_wait="1")) as source, throttled as caught:
+        source.list_items()
+    assert time.monotonic() - started < 2  # gave up instead of backing off 2 s
+    assert isinstance(caught.value, MailboxConnectError)  # old `except` clauses still catch it
+    assert caught.value.mailbox == source.mailbox_id
 
 
 def test_transient_http_500_is_retried(ews):

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from emailrouter_lib.errors import ConfigError, EmailRouterError, SecretError
+from emailrouter_lib.errors import ConfigError, EmailRouterError, NotebookError, SecretError
 from emailrouter_lib.runner import (
     _cli_value,
     check_parameters,
@@ -121,8 +121,9 @@ def test_a_literal_password_inside_a_mailbox_url_is_refused(tiny):
 
 def test_a_failing_notebook_raises_and_keeps_the_traceback(tmp_path):
     failing = write_notebook(tmp_path / "failing.ipynb", 'raise RuntimeError("mailbox on fire")')
-    with pytest.raises(EmailRouterError) as caught:
+    with pytest.raises(NotebookError) as caught:
         run_notebook(failing, run_root=tmp_path / "runs", run_id="f1")
+    assert isinstance(caught.value, EmailRouterError)  # what cron wrappers and the CLI catch
     message = str(caught.value)
     assert "RuntimeError: mailbox on fire" in message
     executed = tmp_path / "runs" / "f1" / "failing.ipynb"
@@ -130,6 +131,14 @@ def test_a_failing_notebook_raises_and_keeps_the_traceback(tmp_path):
     assert "mailbox on fire" in executed.read_text(encoding="utf-8")
     assert (tmp_path / "runs" / "f1" / "failing.html").exists()
     assert json.loads((tmp_path / "runs" / "f1" / "run.json").read_text())["status"] == "failed"
+
+
+def test_a_cell_past_the_timeout_is_stopped_with_advice(tmp_path):
+    slow = write_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(30)")
+    with pytest.raises(NotebookError, match="ran longer than 1 s") as caught:
+        run_notebook(slow, run_root=tmp_path / "runs", run_id="t1", timeout=1)
+    assert "--timeout" in str(caught.value)
+    assert json.loads((tmp_path / "runs" / "t1" / "run.json").read_text())["status"] == "failed"
 
 
 def test_command_line(tiny, tmp_path, capsys):

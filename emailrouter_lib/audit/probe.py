@@ -26,6 +26,7 @@ from emailrouter_lib.errors import (
     EmailRouterError,
     MailboxAuthError,
     MailboxConnectError,
+    MailboxThrottledError,
     MailboxTLSError,
     MessageError,
     SecretError,
@@ -42,9 +43,6 @@ OK, AUTH_FAILED, UNREACHABLE, THROTTLED, TLS_FAILED, ERROR = (
     "error",
 )
 SERVER_CLASSES, INFERRED_CLASSES = "ItemClass", "MIME"  # where a mailbox's classes came from
-# What an EWS client names the server's "too busy" answers (the class names travel in the
-# exception chain; protocol libraries are not imported above mailboxes/).
-_THROTTLING = frozenset({"ErrorServerBusy", "RateLimitError", "ErrorTooManyObjectsOpened"})
 SKIPPED, NOT_CHECKED = "skipped", "not-checked"
 INVALID_FORWARD = "InvalidForwardMailItem"
 UNREADABLE = "unreadable"
@@ -96,9 +94,10 @@ def probe_mailbox(
         probe.state, probe.error = AUTH_FAILED, _text(exc)
     except MailboxTLSError as exc:
         probe.state, probe.error = TLS_FAILED, _text(exc)
+    except MailboxThrottledError as exc:
+        probe.state, probe.error = THROTTLED, _text(exc)
     except MailboxConnectError as exc:
-        probe.state = THROTTLED if _chain_names(exc) & _THROTTLING else UNREACHABLE
-        probe.error = _text(exc)
+        probe.state, probe.error = UNREACHABLE, _text(exc)
     except SecretError as exc:
         probe.state, probe.error = ERROR, f"password reference: {exc}"
     except EmailRouterError as exc:
@@ -196,10 +195,6 @@ def _chain(exc: BaseException):
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-def _chain_names(exc: BaseException) -> set[str]:
-    return {type(e).__name__ for e in _chain(exc)}
 
 
 def server_words(exc: BaseException) -> str | None:

@@ -35,6 +35,7 @@ from emailrouter_lib.errors import (
     MailboxAuthError,
     MailboxConnectError,
     MailboxError,
+    MailboxThrottledError,
     MailboxTLSError,
 )
 from emailrouter_lib.mailboxes.ews_autodiscover import autodiscover_endpoint, tls_reason
@@ -161,7 +162,7 @@ def ews_errors(settings: EwsMailboxURL, action: str) -> Iterator[None]:
         except (ews.RateLimitError, ews.ErrorServerBusy) as exc:
             wait = getattr(exc, "wait", None) or getattr(exc, "back_off", None)
             asked = f" (asked to wait {wait:g} s more)" if wait else ""
-            raise MailboxConnectError(
+            raise MailboxThrottledError(
                 f"{where} kept throttling this mailbox while {action}{asked}, beyond "
                 f"max_wait={settings.max_wait:g} s; run the batch again later (nothing routed is "
                 "routed twice) or raise max_wait=",

@@ -28,7 +28,12 @@ from exchangelib import errors as ews
 from exchangelib.autodiscover import AutodiscoverProtocol
 from exchangelib.protocol import FailFast
 
-from emailrouter_lib.errors import MailboxConnectError, MailboxError, MailboxTLSError
+from emailrouter_lib.errors import (
+    MailboxConnectError,
+    MailboxError,
+    MailboxThrottledError,
+    MailboxTLSError,
+)
 from emailrouter_lib.mailboxes.ews_http import ScopedSessions
 from emailrouter_lib.mailboxes.ews_url import EwsMailboxURL
 
@@ -124,9 +129,9 @@ def _get_user_settings(settings, url, address, credentials, auth_type):
                 "cafile=PATH to the CA that signed its certificate, or fix the certificate",
                 mailbox=settings.mailbox_id,
             ) from exc
-        raise _failed(settings, url, _problem(exc)) from exc
+        raise _failed(settings, url, _problem(exc), cause=exc) from exc
     except (ews.EWSError, ValueError) as exc:
-        raise _failed(settings, url, _problem(exc)) from exc
+        raise _failed(settings, url, _problem(exc), cause=exc) from exc
     finally:
         protocol.close()
 
@@ -161,7 +166,8 @@ def _discover_from_domain(settings: EwsMailboxURL, credentials) -> str:
         ) from exc
     except (ews.EWSError, ValueError) as exc:
         domain = settings.mailbox.rpartition("@")[2]
-        raise _failed(settings, f"the domain {domain}", f"{type(exc).__name__}: {exc}") from exc
+        problem = f"{type(exc).__name__}: {exc}"
+        raise _failed(settings, f"the domain {domain}", problem, cause=exc) from exc
     return protocol.service_endpoint
 
 
@@ -177,8 +183,13 @@ def tls_reason(text: str) -> str:
     return found.group(0).strip() if found else text[:200]
 
 
-def _failed(settings: EwsMailboxURL, where: str, problem: str) -> MailboxConnectError:
-    return MailboxConnectError(
+def _failed(
+    settings: EwsMailboxURL, where: str, problem: str, *, cause: Exception | None = None
+) -> MailboxConnectError:
+    # A busy Autodiscover server (FailFast: one "busy" answer ends the attempt) is throttling, not
+    # a wrong host: the audit reports it apart.
+    busy = isinstance(cause, ews.ErrorServerBusy | ews.RateLimitError)
+    return (MailboxThrottledError if busy else MailboxConnectError)(
         f"Autodiscover for {settings.mailbox} at {where} found no EWS endpoint ({problem}); "
         "name the Autodiscover server with autodiscover=HOST (e.g. autodiscover.contoso.com), or "
         "give the EWS endpoint instead of the host autodiscover "

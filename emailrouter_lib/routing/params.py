@@ -27,6 +27,9 @@ class RoutingParams:
     batch_size: int = 200
     ca_file: str | None = None
     progress: bool | None = None
+    # mailboxes routed at once (DESIGN.md "Scale": EWS throttling, not CPU, is the limit); 1 routes
+    # them one after another on one ledger connection, as before
+    max_concurrency: int | None = None  # None: 4 when a mailbox is on a server, else 1
     # -- outgoing (reference/email-router.md §4) ------------------------------------------------
     directions: list[str] = field(default_factory=lambda: ["incoming"])  # incoming, outgoing
     transports: dict[str, str] = field(default_factory=dict)  # sender address or "*" -> URL
@@ -87,6 +90,15 @@ class RoutingParams:
             raise RoutingError(
                 f"batch_size must be a positive whole number, got {self.batch_size!r}"
             )
+        if self.max_concurrency is not None and (
+            not isinstance(self.max_concurrency, int)
+            or isinstance(self.max_concurrency, bool)
+            or self.max_concurrency < 1
+        ):
+            raise RoutingError(
+                f"max_concurrency must be a positive whole number (1 = one mailbox at a time),"
+                f" got {self.max_concurrency!r}"
+            )
         if not self.tracked_classes:
             raise RoutingError("tracked_classes is empty: nothing would ever be routed")
 
@@ -118,7 +130,9 @@ class RoutingParams:
     def fingerprint(self) -> str:
         """A hash of what decides the outcome (not where files go), for the run summary."""
         relevant = {
-            k: v for k, v in asdict(self).items() if k not in ("run_id", "run_dir", "progress")
+            k: v
+            for k, v in asdict(self).items()
+            if k not in ("run_id", "run_dir", "progress", "max_concurrency")
         }
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 

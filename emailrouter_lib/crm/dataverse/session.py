@@ -19,9 +19,11 @@ import requests
 
 from emailrouter_lib.crm.dataverse.auth import build_auth
 from emailrouter_lib.crm.dataverse.settings import DataverseSettings
-from emailrouter_lib.errors import CrmError
+from emailrouter_lib.errors import CrmAuthError, CrmError, CrmHTTPError, CrmThrottledError
 
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+THROTTLE_STATUS = frozenset({429, 503})  # "slow down", as opposed to 502/504 "gateway failed"
+AUTH_STATUS = frozenset({401, 403})
 ODATA_HEADERS = {
     "OData-MaxVersion": "4.0",
     "OData-Version": "4.0",
@@ -79,6 +81,7 @@ class DataverseSession:
         s = self.settings
         waited = 0.0
         attempt = 0
+        answered: requests.Response | None = None  # the last 429/5xx, None after a timeout
         what = what or f"{method} {path.split('?', 1)[0]}"
         while True:
             attempt += 1
@@ -102,6 +105,7 @@ class DataverseSession:
                     "timed out" if isinstance(exc, requests.Timeout) else "lost the connection"
                 )
                 delay = min(0.25 * 2 ** (attempt - 1), 30.0)
+                answered = None
                 if attempt > s.retries:
                     raise CrmError(
                         f"{s.origin}: {what} {problem} {attempt} times ({_short(exc)}); check "
@@ -116,12 +120,19 @@ class DataverseSession:
                 if attempt > s.retries:
                     raise error_for(response, what, attempts=attempt)
                 problem = f"answered {response.status_code}"
+                answered = response
             if waited + delay > s.max_wait:
-                raise CrmError(
+                message = (
                     f"{s.origin}: {what} {problem}; waiting {delay:g} s more would pass "
                     f"max_wait={s.max_wait:g} s (waited {waited:g} s over {attempt} attempts). "
                     f"The server is throttling or down: run the batch later, or raise max_wait"
                 )
+                if answered is None:
+                    raise CrmError(message)
+                status, code = answered.status_code, _error_code(answered)
+                if status in THROTTLE_STATUS:
+                    raise CrmThrottledError(message, status=status, code=code, retry_after=delay)
+                raise CrmHTTPError(message, status=status, code=code)
             self.stats["retries"] += 1
             self.stats["waited_ms"] += int(delay * 1000)
             waited += delay
@@ -171,8 +182,12 @@ def error_for(
     status: int | None = None,
     body: Any = None,
     attempts: int = 1,
-) -> CrmError:
-    """A CrmError that says what failed, what the server said and what to do."""
+) -> CrmHTTPError:
+    """An error that says what failed, what the server said and what to do.
+
+    Its class sorts it for callers: :class:`CrmAuthError` for 401/403, :class:`CrmThrottledError`
+    for 429/503 (with the server's ``Retry-After``), else :class:`CrmHTTPError`.
+    """
     if response is not None:
         status = response.status_code
         try:
@@ -196,7 +211,22 @@ def error_for(
         "run later or raise max_wait",
     }.get(status or 0, "the server failed; retry later, and look at the server's trace log")
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    return CrmError(f"{where}: {what} failed with HTTP {status}{tries}: {said[:500]}. {hint}")
+    message = f"{where}: {what} failed with HTTP {status}{tries}: {said[:500]}. {hint}"
+    if status in AUTH_STATUS:
+        return CrmAuthError(message, status=status, code=code)
+    if status in THROTTLE_STATUS:
+        asked = None
+        if response is not None and response.headers.get("Retry-After"):
+            asked = retry_after(response, default=0.0)
+        return CrmThrottledError(message, status=status, code=code, retry_after=asked)
+    return CrmHTTPError(message, status=status, code=code)
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        return odata_error(response.json())[0]
+    except ValueError:
+        return ""
 
 
 def _short(exc: Exception) -> str:

@@ -25,16 +25,21 @@ router per organisation for outgoing mail if tracking tokens must stay unique ac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from emailrouter_lib.crm.base import HASH_ADDRESS, HASH_SUBJECT, EmailHashes
 from emailrouter_lib.errors import CrmError
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS attempt (
@@ -90,14 +95,32 @@ class AttemptRecord:
         return self.attemptid if etag != self.etag_before else None
 
 
+def _serialised(method: Callable[..., T]) -> Callable[..., T]:
+    """Run *method* holding the state's lock: one thread at a time on the shared connection."""
+
+    @functools.wraps(method)
+    def locked(self: RouterState, *args: Any, **kwargs: Any) -> T:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class RouterState:
-    """The state file; every call is its own short transaction (safe across processes)."""
+    """The state file; every call is its own short transaction (safe across processes).
+
+    One connection serves every thread of a routing run (mailboxes routed in parallel store
+    smart-matching hashes here): calls take turns behind a lock, as SQLite's writers do anyway.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._lock = threading.RLock()
+            self.conn = sqlite3.connect(
+                self.path, isolation_level=None, timeout=30, check_same_thread=False
+            )
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
@@ -106,21 +129,24 @@ class RouterState:
                 f"writable path with state=/path/file.sqlite in the CRM URL"
             ) from None
 
+    @_serialised
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     # -- attempts ---------------------------------------------------------------------------
 
+    @_serialised
     def attempts(self, activityids: Iterable[str]) -> dict[str, AttemptRecord]:
         """Records by lower-cased activity id."""
         ids = sorted({a.lower() for a in activityids if a})
@@ -135,6 +161,7 @@ class RouterState:
             found.update({row[0]: AttemptRecord(*row[1:]) for row in rows})
         return found
 
+    @_serialised
     def begin_claims(self, claims: Mapping[str, tuple[str, str]]) -> None:
         """Before the claim PATCHes: activityid -> (attemptid, the ETag the claim expects)."""
         with self.transaction() as conn:
@@ -147,6 +174,7 @@ class RouterState:
                     (activityid.lower(), attemptid, etag),
                 )
 
+    @_serialised
     def record_writes(
         self,
         written: Mapping[str, str | None],
@@ -173,6 +201,7 @@ class RouterState:
                         (errors[activityid] or None, key),
                     )
 
+    @_serialised
     def last_error(self, activityid: str) -> str | None:
         row = self.conn.execute(
             "SELECT lasterror FROM attempt WHERE activityid = ?", (activityid.lower(),)
@@ -181,6 +210,7 @@ class RouterState:
 
     # -- tracking tokens ----------------------------------------------------------------------
 
+    @_serialised
     def user_numbers(self, systemuserids: Iterable[str]) -> dict[str, int]:
         """The user number of each user (lower-cased keys), assigning new ones in order."""
         ids = list(dict.fromkeys(u.lower() for u in systemuserids if u))
@@ -199,6 +229,7 @@ class RouterState:
                     )
         return {uid: found[uid] for uid in ids}
 
+    @_serialised
     def counters(self, systemuserids: Iterable[str]) -> dict[str, int]:
         ids = sorted({u.lower() for u in systemuserids})
         if not ids:
@@ -210,6 +241,7 @@ class RouterState:
         ).fetchall()
         return dict(rows)
 
+    @_serialised
     def allocate(
         self, counts: Mapping[str, int], modulo: int, start: Mapping[str, int]
     ) -> dict[str, list[int]]:
@@ -233,6 +265,7 @@ class RouterState:
 
     # -- smart matching -----------------------------------------------------------------------
 
+    @_serialised
     def store_hashes(self, hashes: Mapping[str, EmailHashes]) -> None:
         rows = [
             (activityid, kind, int(value))
@@ -246,6 +279,7 @@ class RouterState:
                 "INSERT INTO emailhash (activityid, hashtype, hash) VALUES (?, ?, ?)", rows
             )
 
+    @_serialised
     def hash_candidates(self, address_hashes: Iterable[int], limit: int) -> dict[str, EmailHashes]:
         """Emails sharing an address hash, the most recently stored first."""
         wanted = sorted({int(h) for h in address_hashes})
