@@ -12,6 +12,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from emailrouter_lib.errors import CrmError
+
 # Dataverse option-set values used by the router (reference/email-router.md, dataverse-research.md).
 STATUS_DRAFT, STATUS_COMPLETED, STATUS_SENT, STATUS_RECEIVED = 1, 2, 3, 4
 STATUS_CANCELED, STATUS_PENDING_SEND, STATUS_SENDING, STATUS_FAILED = 5, 6, 7, 8
@@ -333,6 +335,18 @@ RECIPIENT_COLUMNS: dict[str, frozenset[str]] = {
     entity: frozenset({"incomingemaildeliverymethod", "outgoingemaildeliverymethod"})
     for entity in ("systemuser", "queue")
 }
+
+
+def check_recipient_update(url: str, entity: str, values: Mapping[str, Any]) -> None:
+    """Refuse an ``update_recipient`` outside :data:`RECIPIENT_COLUMNS` (every backend, alike)."""
+    if entity not in RECIPIENT_COLUMNS:
+        raise CrmError(f"{url}: {entity!r} is not systemuser or queue")
+    unknown = sorted(set(values) - RECIPIENT_COLUMNS[entity])
+    if unknown:
+        raise CrmError(
+            f"{url}: update_recipient writes only "
+            f"{', '.join(sorted(RECIPIENT_COLUMNS[entity]))}, not {', '.join(unknown)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from emailrouter_lib.crm.base import (
     PARTICIPATION_SENDER,
     PARTICIPATION_TO,
     PARTY_ENTITIES,
-    RECIPIENT_COLUMNS,
     EmailHashes,
     EmailRef,
     EmailStatusChange,
@@ -43,6 +42,7 @@ from emailrouter_lib.crm.base import (
     Recipient,
     RowChange,
     SendingMailbox,
+    check_recipient_update,
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
 from emailrouter_lib.errors import CrmError
@@ -980,14 +980,7 @@ class SqliteCrm:
     def update_recipient(
         self, entity: str, recipientid: str, values: Mapping[str, Any]
     ) -> RowChange:
-        if entity not in RECIPIENT_COLUMNS:
-            raise CrmError(f"{self.url}: {entity!r} is not systemuser or queue")
-        unknown = sorted(set(values) - RECIPIENT_COLUMNS[entity])
-        if unknown:
-            raise CrmError(
-                f"{self.url}: update_recipient writes only "
-                f"{', '.join(sorted(RECIPIENT_COLUMNS[entity]))}, not {', '.join(unknown)}"
-            )
+        check_recipient_update(self.url, entity, values)
         wanted = {column: _storable(value) for column, value in values.items()}
         id_column = f"{entity}id"
         try:

@@ -38,11 +38,18 @@ The password (or OAuth client secret) is only ever a reference, as for every mai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
 from emailrouter_lib.mailboxes.base import Owner
-from emailrouter_lib.mailboxes.url import MailboxURL, _after, _flag, _timeout, redact_url
+from emailrouter_lib.mailboxes.url import (
+    MailboxURL,
+    _after,
+    _flag,
+    _timeout,
+    checked_query,
+    redact_url,
+)
 from emailrouter_lib.secrets import is_reference
 
 EWS_SCHEMES = ("ews", "ewss")
@@ -130,21 +137,7 @@ def parse_ews_url(
             "malformed URL or port; expected e.g. ewss://svc@mail.contoso.com/EWS/Exchange.asmx"
         ) from None
     scheme = parts.scheme.lower()
-    if parts.password is not None:
-        raise fail(
-            "a password written into the URL is refused (it would end up in notebooks and logs); "
-            "remove it and add ?password=env:NAME, file:PATH or keyring:SERVICE/USER"
-        )
-    if parts.fragment:
-        raise fail("unexpected '#' part in the URL; percent-encode '#' as %23")
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        name = name.lower()
-        if name not in EWS_QUERY_NAMES:
-            raise fail(f"unknown parameter {name!r}; known: {', '.join(EWS_QUERY_NAMES)}")
-        if name in query:
-            raise fail(f"parameter {name!r} is given twice")
-        query[name] = value
+    query = checked_query(parts, EWS_QUERY_NAMES, fail)
     if not parts.hostname:
         raise fail(
             f"no server host; expected {scheme}://user@host/EWS/Exchange.asmx or host autodiscover"

@@ -21,9 +21,10 @@ The host ``autodiscover`` means "find the endpoint by Autodiscover". The full pa
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
 from emailrouter_lib.mailboxes.base import MailboxSource, MailSender, Owner
@@ -133,6 +134,29 @@ def local_mailbox_url(path: str | Path, kind: str = "maildir", **params: str) ->
     return f"{url}?{urlencode(params, safe=':/@')}" if params else url
 
 
+def checked_query(
+    parts: SplitResult, known: Sequence[str], fail: Callable[[str], MailboxURLError]
+) -> dict[str, str]:
+    """The URL's query as a dict, after the checks every mailbox URL shares: no literal password,
+    no fragment, only *known* parameter names, each at most once."""
+    if parts.password is not None:
+        raise fail(
+            "a password written into the URL is refused (it would end up in notebooks and logs); "
+            "remove it and add ?password=env:NAME, file:PATH or keyring:SERVICE/USER"
+        )
+    if parts.fragment:
+        raise fail("unexpected '#' part in the URL; percent-encode '#' as %23")
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        name = name.lower()
+        if name not in known:
+            raise fail(f"unknown parameter {name!r}; known: {', '.join(known)}")
+        if name in query:
+            raise fail(f"parameter {name!r} is given twice")
+        query[name] = value
+    return query
+
+
 def parse_mailbox_url(
     url: str, *, timeout: float | None = None, ca_file: str | None = None
 ) -> MailboxURL:
@@ -158,22 +182,7 @@ def parse_mailbox_url(
     if scheme not in NETWORK_SCHEMES + LOCAL_SCHEMES:
         known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES + LOCAL_SCHEMES + _EWS_SCHEMES)
         raise fail(f"unknown mailbox type {scheme + '://' if scheme else '(none)'}; use {known}")
-    if parts.password is not None:
-        raise fail(
-            "a password written into the URL is refused (it would end up in notebooks and logs); "
-            "remove it and add ?password=env:NAME, file:PATH or keyring:SERVICE/USER"
-        )
-    if parts.fragment:
-        raise fail("unexpected '#' part in the URL; percent-encode '#' as %23")
-
-    query: dict[str, str] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        name = name.lower()
-        if name not in QUERY_NAMES:
-            raise fail(f"unknown parameter {name!r}; known: {', '.join(QUERY_NAMES)}")
-        if name in query:
-            raise fail(f"parameter {name!r} is given twice")
-        query[name] = value
+    query = checked_query(parts, QUERY_NAMES, fail)
 
     try:
         owner = Owner.parse(query["owner"]) if query.get("owner") else None

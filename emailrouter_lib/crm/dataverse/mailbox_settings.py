@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from emailrouter_lib.crm.base import RECIPIENT_COLUMNS, RowChange
+from emailrouter_lib.crm.base import RECIPIENT_COLUMNS, RowChange, check_recipient_update
 from emailrouter_lib.crm.dataverse.odata import all_of, eq, is_in, query_path
 from emailrouter_lib.crm.dataverse.session import error_for
 from emailrouter_lib.errors import CrmError
@@ -96,14 +96,7 @@ class MailboxSettingsOverWebApi:
     def update_recipient(
         self, entity: str, recipientid: str, values: Mapping[str, Any]
     ) -> RowChange:
-        if entity not in RECIPIENT_COLUMNS:
-            raise CrmError(f"{self.url}: {entity!r} is not systemuser or queue")
-        unknown = sorted(set(values) - RECIPIENT_COLUMNS[entity])
-        if unknown:
-            raise CrmError(
-                f"{self.url}: update_recipient writes only "
-                f"{', '.join(sorted(RECIPIENT_COLUMNS[entity]))}, not {', '.join(unknown)}"
-            )
+        check_recipient_update(self.url, entity, values)
         key = str(recipientid).strip("{}").lower()
         rows = self._rows(
             query_path(
