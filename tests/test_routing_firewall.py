@@ -15,11 +15,21 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from fixtures_dataverse import fake_dataverse, router_state_in_tmp  # noqa: F401
-from routing_helpers import ROOT, crm_store, demo_crm, drop, maildir_url, message, route
+from routing_helpers import (
+    ROOT,
+    crm_store,
+    demo_crm,
+    drop,
+    maildir_url,
+    message,
+    route,
+    route_in_subprocess,
+)
 
 from emailrouter_lib.crm import demo, sqlite_path
 from emailrouter_lib.routing.ledger import DONE, Ledger
@@ -38,11 +48,14 @@ def poison(subject: str = SURROGATE_SUBJECT) -> bytes:
     )
 
 
-def bounce(subject: bytes, sender: bytes = b"MAILER-DAEMON@fabrikam.example") -> bytes:
+def bounce(
+    subject: bytes, sender: bytes = b"MAILER-DAEMON@fabrikam.example", mid: bytes = b"bounce"
+) -> bytes:
     """A delivery status notification (untracked: REPORT.IPM.Note.NDR), headers as given."""
     return (
         b"From: " + sender + b"\r\nTo: support@contoso.example\r\nSubject: " + subject + b"\r\n"
-        b"Message-ID: <bounce@fabrikam.example>\r\nDate: Mon, 04 Mar 2024 12:00:00 +0000\r\n"
+        b"Message-ID: <" + mid + b"@fabrikam.example>\r\n"
+        b"Date: Mon, 04 Mar 2024 12:00:00 +0000\r\n"
         b"MIME-Version: 1.0\r\n"
         b'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\r\n\r\n'
         b"--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
@@ -211,7 +224,15 @@ def test_quarantine_names_are_unique_and_the_copy_byte_exact(tmp_path):
 def test_route_command_survives_poison_and_refusal(crm_url, tmp_path):
     """Items 1-4 through ``emailrouter route`` as its own process: exit 0, poison quarantined."""
     refuse_subject(sqlite_path(crm_url), "Ordinary 2")
-    drop(tmp_path / "Maildir", ordinary(1), poison(), ordinary(2), bounce(b"=?base64?Q?x?="))
+    drop(
+        tmp_path / "Maildir",
+        ordinary(1),
+        poison(),
+        ordinary(2),
+        bounce(b"=?base64?Q?x?=", mid=b"b64"),
+        bounce(b"=?iso-8859-1?Q?caf\xe9?=", mid=b"raw8bit"),
+        bounce(SURROGATE_SUBJECT.encode(), mid=b"surrogate"),
+    )
     drop(tmp_path / "Later", ordinary(3))
     env = {**os.environ, "TQDM_DISABLE": "1"}
     env.pop("EMAILROUTER_CRASH_AT", None)
@@ -229,10 +250,47 @@ def test_route_command_survives_poison_and_refusal(crm_url, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     with open(tmp_path / "run" / "results.csv", encoding="utf-8") as f:
-        rows = {r["message_id"]: r for r in csv.DictReader(f)}
+        listed = list(csv.DictReader(f))
+    rows = {r["message_id"]: r for r in listed}
     assert rows["<ordinary-1@fabrikam.example>"]["outcome"] == "created"
     assert rows["<ordinary-3@fabrikam.example>"]["outcome"] == "created"
     assert rows["<ordinary-2@fabrikam.example>"]["outcome"] == "quarantined:crm-refused"
     assert rows["<poison@fabrikam.example>"]["outcome"] in ("created", "quarantined:crm-refused")
+    assert len(listed) == 7  # every message has its row: the bounces skipped or quarantined
     copies = sorted(p.read_bytes() for p in (tmp_path / "quarantine").glob("**/*.eml"))
     assert ordinary(2) in copies
+
+
+def test_killed_after_a_refusal_rerun_creates_each_once(crm_url, tmp_path):
+    """SIGKILL after the CRM commit of a batch with a refused email: the rerun repairs the
+    ledger, creates nothing twice, and the refused one ends quarantined."""
+    refuse_subject(sqlite_path(crm_url), "Ordinary 2")
+    drop(tmp_path / "Maildir", *[ordinary(n) for n in range(1, 5)])
+    url = maildir_url(tmp_path / "Maildir", owner=SUPPORT, after="delete")
+    killed = route_in_subprocess(crm_url, url, crash_at="after-crm-commit")
+    assert killed.returncode == -9, killed.stderr
+    rerun = route_in_subprocess(crm_url, url)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    ids = Counter(e["messageid"] for e in crm_store(crm_url).emails(directioncode=0))
+    assert [ids[f"<ordinary-{n}@fabrikam.example>"] for n in range(1, 5)] == [1, 0, 1, 1]
+    ledger = Ledger(tmp_path / "crm.ledger.sqlite")
+    entries = ledger.entries(next(iter(ledger_mailboxes(tmp_path))))
+    ledger.close()
+    assert sorted(e.outcome for e in entries.values()) == [
+        "created",
+        "created",
+        "created",
+        "quarantined:crm-refused",
+    ]
+    assert {e.state for e in entries.values()} == {DONE}
+    # The refused message stays in the mailbox (its copy in quarantine); the others are deleted.
+    assert (
+        len(list((tmp_path / "Maildir" / "new").iterdir()))
+        + len(list((tmp_path / "Maildir" / "cur").iterdir()))
+        == 1
+    )
+
+
+def ledger_mailboxes(tmp_path: Path) -> list[str]:
+    with sqlite3.connect(tmp_path / "crm.ledger.sqlite") as db:
+        return [row[0] for row in db.execute("SELECT DISTINCT mailbox_id FROM ledger_item")]
