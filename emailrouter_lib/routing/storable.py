@@ -10,6 +10,7 @@ boundary, and the replaced characters are counted so the message's row can say s
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any, TypeVar
 
@@ -22,15 +23,28 @@ T = TypeVar("T")
 
 def storable(text: str | None) -> str | None:
     """*text* with every character UTF-8 cannot carry (and NUL) replaced by U+FFFD."""
-    if text is None or (text.isascii() and "\x00" not in text):
+    if text is None or _is_storable(text):
         return text  # the common case, without a regex pass
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
 def unstorable_count(text: str | None) -> int:
-    if text is None or (text.isascii() and "\x00" not in text):
+    if text is None or _is_storable(text):
         return 0
     return len(_UNSTORABLE.findall(text))
+
+
+def _is_storable(text: str) -> bool:
+    """The fast check: C-speed ``isascii`` / UTF-8 encoding, a regex only when it fails."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def storable_record(record: T) -> tuple[T, int]:
@@ -46,13 +60,14 @@ def storable_record(record: T) -> tuple[T, int]:
                 return value
             replaced += count
             return _UNSTORABLE.sub(REPLACEMENT, value)
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _field_names(type(value))
+        if names:
             changes = {}
-            for f in dataclasses.fields(value):
-                old = getattr(value, f.name)
+            for name in names:
+                old = getattr(value, name)
                 new = clean(old)
                 if new is not old:
-                    changes[f.name] = new
+                    changes[name] = new
             return dataclasses.replace(value, **changes) if changes else value
         if isinstance(value, (list, tuple)):
             items = [clean(v) for v in value]
@@ -62,6 +77,12 @@ def storable_record(record: T) -> tuple[T, int]:
         return value
 
     return clean(record), replaced
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    """The fields of a dataclass type (none for anything else), looked up once per type."""
+    return tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else ()
 
 
 def storable_value(value: Any) -> Any:
