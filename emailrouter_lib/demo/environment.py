@@ -24,6 +24,13 @@ class DemoEnvironment:
     mailbox_urls: list[str]
 
 
+def wants_demo(demo: bool | None, *given: object) -> bool:
+    """Whether a notebook runs on the demo: when asked (``demo=True``), or, with ``demo=None``,
+    when none of *given* (mailboxes, CRM, configuration) is set, so a notebook opened and run
+    as it is shows the demo instead of an error about missing parameters."""
+    return bool(demo) or (demo is None and not any(given))
+
+
 def prepare_demo_environment(workdir: str | Path) -> DemoEnvironment:
     """Create (or recreate) the demo CRM and mailboxes under *workdir*."""
     workdir = Path(workdir).resolve()
