@@ -41,6 +41,10 @@ def _route(args: argparse.Namespace) -> int:
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
+    if args.track:
+        from emailrouter_lib.mail.classify import TRACKED_CLASSES
+
+        params["tracked_classes"] = list(dict.fromkeys([*TRACKED_CLASSES, *args.track]))
     if args.outgoing or not (args.mailbox or args.config):
         # --outgoing adds sending; with --crm alone, sending is all there is to do
         params["directions"] = (["incoming"] if args.mailbox or args.config else []) + ["outgoing"]
@@ -139,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="mailboxes routed at once (default: 4 when a mailbox is on a server, else 1)",
+    )
+    route.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="also track this message class besides IPM.Note and out-of-office replies, e.g. "
+        "IPM.Note.SMIME.MultipartSigned (repeat)",
     )
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
     route.add_argument("--quiet", action="store_true", help="no progress bar")
