@@ -123,6 +123,21 @@ def test_nul_characters_in_headers_are_removed_with_a_defect():
     assert any("NUL" in defect for defect in msg.defects)
 
 
+def test_hostile_parameters_and_defect_texts_never_raise():
+    raw = _mail(
+        "Content-Type: multipart/mixed; boundary=b\n",
+        b"--b\n \xff\xfe a part whose first header line is a continuation\n"
+        b"Content-Type: text/plain\n\nhi\n"
+        b"--b\nContent-Type: text/plain; charset*0=us; charset*=utf-8''x\n"
+        b"Content-Disposition: attachment; filename*0=\"a\"; filename*=utf-8''b.txt\n\n"
+        b"data\n--b--\n",
+    )  # the stdlib's get_filename() raises TypeError on the second part
+    msg = ParsedMessage.from_bytes(raw)
+    assert [a.filename for a in msg.attachments] == ["part-1.txt"]
+    assert any("FirstHeaderLineIsContinuation" in defect for defect in msg.defects)
+    _assert_storable(msg)
+
+
 # -- item 2: raw 8-bit bytes inside encoded words never raise ----------------------------------
 
 

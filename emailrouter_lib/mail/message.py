@@ -30,7 +30,7 @@ import mimetypes
 import quopri
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.generator import BytesGenerator
@@ -38,6 +38,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import Compat32, compat32
 from functools import cached_property
+from typing import TypeVar
 
 from emailrouter_lib.errors import MessageError
 from emailrouter_lib.mail.charsets import (
@@ -91,6 +92,8 @@ _NUL_WINDOW = 65536  # NUL bytes this far into a message are looked for in its h
 _BODY_SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]+')
 _TEXT_TYPES = ("text/plain", "text/html")
+_DEFECT_DETAIL = 200  # a defect quoting a header line quotes this much of it
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +231,24 @@ def _parse(data: bytes) -> tuple[Message, list[str]]:
         ]
 
 
+def _params_of(read: Callable[[], _T]) -> _T | None:
+    """What a stdlib parameter reader answers, or None when it raises.
+
+    ``get_param`` and friends decode RFC 2231 parameters, and that code raises on some hostile
+    inputs (``TypeError`` when ``name*0=`` and ``name*=`` are mixed); a bad parameter must not
+    stop the message from being read.
+    """
+    try:
+        return read()
+    except Exception:
+        return None
+
+
 def _defect_text(defect: object, content_type: str, top: bool) -> str:
     name = type(defect).__name__
-    detail = str(defect)
+    detail = storable(text_from_raw_header(str(defect)))  # compat32 quotes raw header lines
+    if len(detail) > _DEFECT_DETAIL:
+        detail = f"{detail[:_DEFECT_DETAIL]}..."
     text = f"{name}: {detail}" if detail and detail != name else name
     return text if top else f"{text} (in a {content_type} part)"
 
@@ -247,7 +265,11 @@ def _has_filename(part: Message) -> bool:
     for header, param in (("content-disposition", "filename"), ("content-type", "name")):
         value = part.get(header)
         # a cheap look at the raw header first: parsing parameters costs more than the check
-        if value and param in str(value).lower() and part.get_param(param, header=header):
+        if (
+            value
+            and param in str(value).lower()
+            and _params_of(lambda: part.get_param(param, header=header))  # noqa: B023
+        ):
             return True
     return False
 
@@ -298,7 +320,7 @@ def _part_bytes(part: Message) -> bytes:
 
 def _part_text(part: Message) -> str:
     """Decoded text of a leaf part, robust to wrong charsets (made storable by the caller)."""
-    return decode_bytes(_part_bytes(part), part.get_content_charset())
+    return decode_bytes(_part_bytes(part), _params_of(part.get_content_charset))
 
 
 def _report_text(part: Message) -> str:
@@ -374,7 +396,7 @@ _NAMING_HEADERS = ("content-disposition", "content-type")
 
 
 def _charset_param(part: Message) -> str | None:
-    charset = part.get_param("charset")
+    charset = _params_of(lambda: part.get_param("charset"))
     return charset if isinstance(charset, str) else None
 
 
@@ -393,7 +415,7 @@ def _part_filename(part: Message, message_charset: str | None = None) -> str | N
         for name, value in raw_values:
             readable[name] = text_from_raw_header(value, charset)
         part = readable
-    raw = part.get_filename()
+    raw = _params_of(part.get_filename)
     return decode_header_text(raw) if raw else None
 
 
@@ -829,7 +851,7 @@ class ParsedMessage:
     def content_type_params(self) -> dict[str, str]:
         """Parameters of the top-level Content-Type (lower-cased names), RFC 2231 collapsed."""
         params: dict[str, str] = {}
-        for key, value in (self.message.get_params() or [])[1:]:
+        for key, value in (_params_of(self.message.get_params) or [])[1:]:
             text = email.utils.collapse_rfc2231_value(value).strip()
             params.setdefault(key.lower(), self._storable(text, "Content-Type header"))
         return params
