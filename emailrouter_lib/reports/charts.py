@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from emailrouter_lib.reports.figures import figure_html
 
 GOOD, WARN, BAD, NEUTRAL, ACCENT = "#1a7f37", "#9a6700", "#cf222e", "#8c959f", "#0b5cad"
-_MAX_LABEL = 48
+_MAX_LABEL = 64
 
 
 def bar_chart(
@@ -32,7 +32,7 @@ def bar_chart(
     else:
         palette = list(colors)[: len(items)] + [ACCENT] * max(0, len(items) - len(colors))
     height = 0.9 + 0.32 * max(len(items), 1)
-    figure, axes = plt.subplots(figsize=(6.4, height))
+    figure, axes = plt.subplots(figsize=(7.2, height))
     labels = [_short(k) for k, _ in items][::-1]
     values = [v for _, v in items][::-1]
     bars = axes.barh(labels, values, color=palette[::-1])

@@ -151,14 +151,14 @@ class RoutingResult:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
         # The renderer sits in the reports layer; the result hands it plain tables.
         from emailrouter_lib.reports.artifacts import write_run_artifacts
+        from emailrouter_lib.reports.routing import routing_page
 
         summary = self.summary
-        # The page shows the per-mailbox detail as its own table, not as text in the summary.
-        shown = {k: v for k, v in summary.items() if k not in ("mailboxes", "parameters_hash")}
+        # The page (failures first, words for people) is built in the reports layer.
         return write_run_artifacts(
             Path(run_dir),
             summary=summary,
-            report_summary=shown,
+            **routing_page(self),
             tables={
                 "results": self.table,
                 "mailboxes": self.mailbox_table,
