@@ -394,7 +394,7 @@ class AuditResult:
         return result_html(
             f"Mailbox audit {self.run_id}",
             self.report_summary(),
-            {"mailboxes": self.table, "findings": self.findings_table},
+            {"mailboxes": self.table},  # the notebook shows the findings whole, below
         )
 
 

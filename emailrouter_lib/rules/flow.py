@@ -197,7 +197,7 @@ class RulesResult:
         from emailrouter_lib.reports.display import result_html
 
         title = "Inbox rules: " + ("plan" if self.applied is None else "applied")
-        return result_html(title, self.report_summary(), self.tables())
+        return result_html(title, self.report_summary(), {})  # the notebook shows the tables
 
 
 def _tally(values) -> dict[str, int]:
