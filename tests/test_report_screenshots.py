@@ -35,7 +35,7 @@ def run_demo(flow: str, run_dir: Path) -> Path:
             {
                 "mailboxes": mailboxes,
                 "crm": env.crm_url,
-                "run_id": flow,
+                "run_id": "demo" if flow == "routing" else "demo-failing",
                 "run_dir": str(run_dir),
                 "directions": ["incoming", "outgoing"],
                 "progress": False,
@@ -54,7 +54,7 @@ def run_demo(flow: str, run_dir: Path) -> Path:
                 "config_password": env.config_password,
                 "since": None,
                 "concurrency": 4,
-                "run_id": "audit",
+                "run_id": "demo",
                 "progress": False,
             }
         )

@@ -248,6 +248,8 @@ class AuditResult:
 
     def report_summary(self) -> dict[str, Any]:
         """What a person reads first, in that order (summary.json has the rest)."""
+        from emailrouter_lib.reports.labels import message_class_label
+
         window = f"since {self.since:%Y-%m-%d %H:%M} UTC" if self.since else "all items"
         summary: dict[str, Any] = {
             "failed_mailboxes": len(self._failed()),
@@ -257,7 +259,7 @@ class AuditResult:
             "items_in_the_window": self._total("in_window"),
             "tracked_items": self._total("tracked"),
             "mailboxes_by_state": self.counts,
-            "message_class_mix": self.class_mix,
+            "message_class_mix": {message_class_label(c): n for c, n in self.class_mix.items()},
         }
         if self.rule_counts:
             summary["forward_rules_by_state"] = self.rule_counts
@@ -287,6 +289,7 @@ class AuditResult:
 
     def figures(self) -> dict[str, str]:
         from emailrouter_lib.reports.charts import BAD, GOOD, NEUTRAL, WARN, bar_chart
+        from emailrouter_lib.reports.labels import message_class_label
 
         colours = {"ok": GOOD, "skipped": NEUTRAL, "not-checked": NEUTRAL, "throttled": WARN}
         states = self.counts
@@ -305,7 +308,7 @@ class AuditResult:
         if mix:
             order = sorted(mix, key=lambda c: -mix[c])[:15]
             figures["Message classes in the window (green: tracked)"] = bar_chart(
-                mix,
+                {message_class_label(c): mix[c] for c in mix},
                 title="Message classes in the window",
                 xlabel="items",
                 colors=[GOOD if is_tracked(c, self.tracked_classes) else NEUTRAL for c in order],

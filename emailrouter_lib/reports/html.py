@@ -31,7 +31,7 @@ __all__ = ["render_html_report"]
 # Outcome-like columns get a data attribute so the stylesheet can colour created / quarantined rows.
 _OUTCOME_COLUMNS = frozenset({"outcome", "status", "state", "action", "severity"})
 MAIN_COLUMNS = 7  # columns shown in a table's row; the others are in the row's details
-SHORT_TEXT = 90  # longer values are cut in the row (the details and the tooltip hold them whole)
+SHORT_TEXT = 140  # longer values are cut in the row (the details and the tooltip hold them whole)
 SHORT_ID = 34  # the same for identifiers: URLs, item keys, GUIDs, Message-IDs
 _TOGGLE = '<button type="button" class="more" aria-expanded="false" aria-label="Details"></button>'
 _BAD_WORDS = ("failed", "quarantined", "error", "unreachable")
@@ -278,6 +278,9 @@ def _table_section(
 ) -> str:
     total = len(frame)
     shown = frame.head(max_rows) if total > max_rows else frame
+    if main is not None:  # the row's columns in the order given, then the details' columns
+        first = [c for c in main if c in shown.columns]
+        shown = shown[first + [c for c in shown.columns if c not in first]]
     columns = [str(c) for c in shown.columns]
     wanted = [str(c) for c in main] if main is not None else columns[:MAIN_COLUMNS]
     in_row = [c in wanted for c in columns]

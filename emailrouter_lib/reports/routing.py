@@ -35,7 +35,7 @@ def routing_page(result: RoutingResult) -> dict[str, Any]:
     summary, tables, chart and banner."""
     failed = [m for m in result.mailboxes if m.status in FAILED_STATES]
     quarantined = [r for r in result.rows if outcome_kind(r.outcome) == "quarantined"]
-    alerts = [f"{m.mailbox}: {m.status}: {m.error or 'no reason given'}" for m in failed]
+    alerts = [_failure(m.mailbox, m.status, m.error) for m in failed]
     alerts += [
         f"quarantined in {r.mailbox}: {r.subject or '(no subject)'} from {r.sender or '?'}: "
         f"{r.reason}"
@@ -64,6 +64,14 @@ def routing_page(result: RoutingResult) -> dict[str, Any]:
     }
 
 
+def _failure(mailbox: str, status: str, error: str | None) -> str:
+    """``mailbox: status: error``, without the mailbox twice when the error starts with it."""
+    error = error or "no reason given"
+    if error.startswith(mailbox):
+        error = error[len(mailbox) :].lstrip(": ")
+    return f"{mailbox}: {status}: {error}"
+
+
 def _alert_title(failed: int, quarantined: int) -> str | None:
     parts = []
     if failed:
@@ -87,9 +95,6 @@ def _summary(result: RoutingResult, failed: int, quarantined: int) -> dict[str, 
         sent = Counter(r.outcome for r in result.outgoing)
         summary["emails_sent"] = sent.get("sent", 0)
         summary["emails_failed"] = sent.get("failed", 0)
-    summary["messages_by_outcome"] = "; ".join(
-        f"{outcome_label(k)}: {n}" for k, n in result.counts.items()
-    )
     summary["crm"] = result.params.crm
     if result.finished:
         seconds = (result.finished - result.started).total_seconds()
