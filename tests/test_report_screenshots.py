@@ -122,7 +122,7 @@ def open_offline(browser, report: Path, *, height: int = 900):
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("flow", FLOWS)
 def test_demo_report_is_offline_readable_and_screenshotted(chromium, reports, flow):  # noqa: F811
-    page, seen = open_offline(chromium, reports[flow])
+    page, seen = open_offline(chromium, reports[flow], height=1400)
     try:
         assert seen["outside"] == [], f"{flow} report asked the network for {seen['outside']}"
         assert seen["errors"] == [] and seen["console"] == []
