@@ -65,15 +65,7 @@ def write_audit_report(result: MigrationResult, run_dir: Path) -> dict[str, Path
         figures={"Mailboxes and warnings per email server profile": chart_html(result.plan)},
         alerts=alerts,
         alert_title=f"{len(alerts)} problem(s) to look at first" if alerts else None,
-        main_columns={
-            "planned_and_applied": list(RECONCILE_COLUMNS),
-            "profiles": ["action", "name", "server type", "incoming server", "mailboxes"],
-            "mailboxes": ["action", "name", "email address", "email server profile", "reason"],
-            "warnings": ["severity", "message", "profile"],
-            "schedule": ["batch", "start", "kind", "name", "email address"],
-            "applied": ["table", "key", "action", "columns"],
-            "test_and_enable": ["action", "kind", "name", "emailaddress", "reason"],
-        },
+        main_columns=REPORT_COLUMNS,
     )
     written[WORKBOOK] = write_workbook(run_dir / WORKBOOK, tables)
     written[PLAN_JSON] = _atomic(run_dir / PLAN_JSON, result.plan.to_json())
@@ -83,6 +75,34 @@ def write_audit_report(result: MigrationResult, run_dir: Path) -> dict[str, Path
             result.record.write(record)
         written["apply-record.json"] = record
     return written
+
+
+# The columns a row of each table shows (report and notebook); the others are in its details.
+REPORT_COLUMNS: dict[str, list[str]] = {
+    "profiles": [
+        "action",
+        "name",
+        "server type",
+        "incoming server",
+        "outgoing server",
+        "mailboxes",
+    ],
+    "mailboxes": ["action", "name", "email address", "email server profile", "reason"],
+    "warnings": ["severity", "message", "profile"],
+    "schedule": ["batch", "start", "kind", "name", "email address"],
+    "applied": ["table", "key", "action", "columns"],
+    "test_and_enable": ["action", "kind", "name", "emailaddress", "processemailreceivedafter"],
+}
+
+
+def review_table(result: MigrationResult, name: str):
+    """Table *name* in words with the columns a reviewer reads first, for the notebook (the
+    report and the workbook hold every column)."""
+    from emailrouter_lib.reports.display import table
+
+    frame = report_tables(result)[name]
+    wanted = [c for c in REPORT_COLUMNS.get(name, []) if c in frame.columns]
+    return table(frame[wanted] if wanted else frame)
 
 
 # What the plan calls a row, what the apply record calls it, and what a person calls it.

@@ -78,7 +78,8 @@ class Table:
     def _repr_html_(self) -> str:
         if len(self.frame) == 0:
             return "<p><em>no rows</em></p>"
-        return _tidy(self.frame).to_html(index=False, escape=True, border=0, na_rep="")
+        html_table = _tidy(self.frame).to_html(index=False, escape=True, border=0, na_rep="")
+        return f'<div style="overflow-x:auto">{html_table}</div>'  # scrolls, never cut off
 
     def __repr__(self) -> str:
         return _tidy(self.frame).to_string(index=False, na_rep="")
@@ -114,7 +115,7 @@ def result_html(
     """A compact HTML fragment for ``_repr_html_``: the summary as a two-column table, then
     a preview of each table."""
     rows = "".join(
-        f'<tr><th style="text-align:left;padding-right:1em">{_e(key)}</th>'
+        f'<tr><th style="text-align:left;padding-right:1em">{_e(str(key).replace("_", " "))}</th>'
         f'<td style="text-align:left">{_e(_brief(value))}</td></tr>'
         for key, value in summary.items()
     )
