@@ -19,7 +19,7 @@ from emailrouter_lib.reports.labels import outcome_kind, outcome_label
 if TYPE_CHECKING:
     from emailrouter_lib.routing.result import RoutingResult
 
-__all__ = ["FAILED_STATES", "routing_page"]
+__all__ = ["FAILED_STATES", "routing_html", "routing_page"]
 
 FAILED_STATES = ("error", "interrupted")
 ALERT_LINES = 12  # quarantined messages named in the banner; the table lists them all
@@ -62,6 +62,32 @@ def routing_page(result: RoutingResult) -> dict[str, Any]:
         "alert_title": title,
         "subtitle": _subtitle(result),
     }
+
+
+def routing_html(result: RoutingResult) -> str:
+    """The result in Jupyter: the failures, the counts in words and the first rows of the
+    mailboxes and messages (the report and results.csv hold every row)."""
+    import html
+
+    from emailrouter_lib.reports.display import result_html
+
+    page = routing_page(result)
+    banner = ""
+    if page["alerts"]:
+        items = "".join(f"<li>{html.escape(a)}</li>" for a in page["alerts"])
+        banner = (
+            '<div style="border-left:6px solid #cf222e;background:#ffebe9;padding:6px 12px">'
+            f"<strong>{html.escape(page['alert_title'] or '')}</strong><ul>{items}</ul></div>"
+        )
+    summary = dict(page["report_summary"])
+    summary["messages_by_outcome"] = "; ".join(
+        f"{outcome_label(k)}: {n}" for k, n in result.counts.items()
+    )
+    tables = {
+        name: frame[[c for c in page["main_columns"][name] if c in frame.columns]]
+        for name, frame in page["report_tables"].items()
+    }
+    return banner + result_html(f"Routing run {result.run_id}", summary, tables)
 
 
 def _failure(mailbox: str, status: str, error: str | None) -> str:

@@ -6,7 +6,6 @@ terminal, and writes the run's artifacts (summary.json, results.csv, report.html
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -183,29 +182,6 @@ class RoutingResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        counts = (
-            "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in self.counts.items())
-            or "<li>no new messages</li>"
-        )
-        boxes = "".join(
-            f"<li>{html.escape(m.mailbox)}: {html.escape(m.status)}"
-            + (f" ({html.escape(m.error or '')})" if m.error else "")
-            + "</li>"
-            for m in self.mailboxes
-        )
-        table = self.table
-        preview = table.head(5).to_html(index=False, escape=True, na_rep="")
-        outgoing = ""
-        if self.outgoing:
-            sent = "".join(
-                f"<li>{html.escape(k)}: {v}</li>" for k, v in self.outgoing_counts.items()
-            )
-            out = self.outgoing_table.head(5).to_html(index=False, escape=True, na_rep="")
-            outgoing = (
-                f"<h5>Outgoing</h5><ul>{sent}</ul>{out}"
-                f"<p>showing {min(5, len(self.outgoing))} of {len(self.outgoing)} emails</p>"
-            )
-        return (
-            f"<h4>Routing run {html.escape(self.run_id)}</h4><ul>{counts}</ul><ul>{boxes}</ul>"
-            f"{preview}<p>showing {min(5, len(table))} of {len(table)} messages</p>{outgoing}"
-        )
+        from emailrouter_lib.reports.routing import routing_html
+
+        return routing_html(self)
