@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import encodings
+import encodings.aliases
+import pkgutil
 import re
 from functools import lru_cache
 
@@ -44,6 +47,24 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BLANKS = " \t\r\n"  # what may stand between two encoded words of one text
 
 
+@lru_cache(maxsize=1)
+def _codec_modules() -> frozenset[str]:
+    return frozenset(module.name for module in pkgutil.iter_modules(encodings.__path__))
+
+
+def _may_name_a_codec(name: str) -> bool:
+    """False when no codec of the standard library can have this (lower-cased) name.
+
+    Looking up a name that is no codec costs an import attempt (~200 µs), and one header can
+    carry thousands of made-up labels (``=?x-1?q?a?= =?x-2?q?a?= ...``: 1 MB took 15 s). This
+    is the test the stdlib's own codec search makes (an alias, else a module of ``encodings``)
+    before it tries the import; a codec registered by another package is not known here.
+    """
+    normal = encodings.normalize_encoding(name)
+    aliases = encodings.aliases.aliases
+    return normal in aliases or normal.replace(".", "_") in aliases or normal in _codec_modules()
+
+
 @lru_cache(maxsize=256)
 def codec_for(charset: str | None) -> str | None:
     """The Python codec to decode a declared MIME charset with, or None when unusable."""
@@ -51,6 +72,8 @@ def codec_for(charset: str | None) -> str | None:
         return None
     name = charset.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
+    if not _may_name_a_codec(name):
+        return None
     try:
         info = codecs.lookup(name)
         b"".decode(info.name)  # refuses bytes-to-bytes codecs such as "base64"
