@@ -1,7 +1,7 @@
 """Peak memory of routing one large message, per MB of message, against a small one.
 
 Each measurement is its own process (``routing.run`` on a Maildir holding one message, into a
-fresh SQLite CRM), so its peak RSS (``ru_maxrss``) is that message's alone. The baseline is a
+fresh SQLite CRM), so its peak RSS (``VmHWM``; Linux) is that message's alone. The baseline is a
 message of a few KB routed the same way in the same run; the figure that matters is
 
     (peak RSS of the large message - baseline) / message size
@@ -28,18 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
 
 _CHILD = r"""
-import json, resource, sys
+import json, sys
 from emailrouter_lib import routing
 from emailrouter_lib.crm import init_crm
 from emailrouter_lib.mailboxes.url import local_mailbox_url
 crm, maildir, batch_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 init_crm(crm, demo=True, force=True)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 url = local_mailbox_url(maildir, "maildir", owner="queue:support@contoso.example")
 result = routing.run({"mailboxes": [url], "crm": crm, "progress": False,
                       "batch_bytes": batch_bytes})
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"counts": result.counts, "before_kb": before, "peak_kb": peak}))
+# VmHWM, not ru_maxrss: Linux carries the parent's peak over into a child's ru_maxrss
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({"counts": result.counts, "peak_kb": int(status["VmHWM"].split()[0])}))
 """
 
 
@@ -96,12 +96,7 @@ def measure(work: Path, name: str, messages: list[bytes], batch_bytes: int) -> d
         env={**os.environ, "TQDM_DISABLE": "1"},
     )
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KB on Linux
-    return {
-        "counts": found["counts"],
-        "peak": found["peak_kb"] * scale,
-        "size": sum(len(m) for m in messages),
-    }
+    return {"counts": found["counts"], "peak": found["peak_kb"] * 1024}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,19 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         base = measure(work, "baseline", [small_message()], args.batch_bytes)
         print(f"baseline (one small message): peak RSS {base['peak'] / MB:.0f} MB")
         for shape in args.shapes.split(","):
-            if shape == "batch":
-                messages = [large_message(size, "attachment", n) for n in range(args.batch_count)]
-            else:
-                messages = [large_message(size, shape)]
+            count = args.batch_count if shape == "batch" else 1
+            kind = "attachment" if shape == "batch" else shape
+            messages = [large_message(size, kind, n) for n in range(count)]
+            total, largest = sum(map(len, messages)), max(map(len, messages))
             found = measure(work, shape, messages, args.batch_bytes)
-            largest = max(len(m) for m in messages)
             extra = found["peak"] - base["peak"]
             print(
-                f"{shape}: {len(messages)} message(s), {found['size'] / MB:.0f} MB in all, "
+                f"{shape}: {count} message(s), {total / MB:.0f} MB in all, "
                 f"peak RSS {found['peak'] / MB:.0f} MB, {extra / MB:.0f} MB over the baseline = "
                 f"{extra / largest:.1f}x the largest message; {found['counts']}"
             )
-            del messages
     return 0
 
 

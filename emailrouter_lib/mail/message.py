@@ -162,6 +162,8 @@ def _check_is_message(data: bytes, origin: str | None) -> None:
 def _readable(name: str, value: str) -> str:
     """*value* as parsing reads it: at most HEADER_READ_LIMIT characters and PARAMETER_READ_LIMIT
     parameters (a ";" more ends what is read)."""
+    if len(value) <= PARAMETER_READ_LIMIT:  # nearly every value: too short to be cut
+        return value
     if len(value) > HEADER_READ_LIMIT:
         value = value[:HEADER_READ_LIMIT]
     if ";" in value and name.strip().lower() in _PARAMETER_HEADERS:
@@ -255,11 +257,10 @@ def _walk(root: Message) -> _Structure:
         found.content_types.append(content_type)
         for defect in part.defects:
             found.defects.append(_defect_text(defect, content_type, top))
-        for name, value in part.raw_items():
-            if len(value) > HEADER_READ_LIMIT or value.count(";") > PARAMETER_READ_LIMIT:
-                unread = _unread_defect(name, value)
-                if unread:
-                    found.defects.append(unread if top else f"{unread} (in a {content_type} part)")
+        for name, value in part._headers:  # raw_items() would copy the list first
+            unread = _unread_defect(name, value) if len(value) > PARAMETER_READ_LIMIT else None
+            if unread:
+                found.defects.append(unread if top else f"{unread} (in a {content_type} part)")
         maintype = content_type.partition("/")[0]
         payload = part._payload  # compat32 keeps parts or text here; get_payload() may copy
         if maintype == "multipart" and isinstance(payload, list):

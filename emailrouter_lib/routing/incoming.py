@@ -284,6 +284,8 @@ class MailboxRun:
                 self._finish(decisions, entries)
                 bar.update(covered)
                 start += covered
+                # let this batch go before the next is fetched (held, they doubled the peak)
+                del fetched, decisions, entries
 
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(
