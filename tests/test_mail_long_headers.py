@@ -14,6 +14,7 @@ import re
 import pytest
 from routing_helpers import crm_store, demo_crm, drop, maildir_url, message, route
 
+import emailrouter_lib.mail.message as message_module
 from emailrouter_lib.crm import demo
 from emailrouter_lib.crm.base import Organization
 from emailrouter_lib.mail import classify
@@ -173,9 +174,15 @@ def test_a_subject_of_many_tracking_tokens_is_read_once():
     assert subject_words(subject, settings, tokens) == ["printer", "jam"]
 
 
-# The patterns before the look-behinds: the answers must not change, only the time.
+# The patterns before the look-behinds and possessive quantifiers: the answers must not change,
+# only the time.
 _OLD_BARE_MSG_ID = re.compile(r"[^<>\s@]+@[^<>\s@]+")
 _OLD_RETURN_PATH = re.compile(r"<?([^<>@\s]+)@[^<>\s]*>?")
+_OLD_ADDR_SPEC = r'[^\s<>,@"();:\[\]\\]+@[^\s<>,@"();:\[\]\\]+'
+_OLD_LIST_ITEM = re.compile(
+    rf'\s*(?:"([^"\\]*)"\s*<({_OLD_ADDR_SPEC})>|([^<>,@"();:\[\]\\]*?)\s*<({_OLD_ADDR_SPEC})>'
+    rf"|({_OLD_ADDR_SPEC}))?\s*(?:,|\Z)"
+)
 
 
 def test_anchored_patterns_find_what_the_old_ones_found():
@@ -186,6 +193,16 @@ def test_anchored_patterns_find_what_the_old_ones_found():
         assert _BARE_MSG_ID.findall(text) == _OLD_BARE_MSG_ID.findall(text), text
         old, new = _OLD_RETURN_PATH.search(text), classify._RETURN_PATH.search(text)
         assert (old and (old.span(), old.groups())) == (new and (new.span(), new.groups())), text
+
+
+def test_the_possessive_address_list_pattern_reads_lists_as_before(monkeypatch):
+    rng = random.Random(3)
+    tokens = ['"', '"Jo Doe"', '"Doe, Jo"', "<", ">", "a@b.c", "x.y@z", "@", ",", " ", "\t", ";"]
+    tokens += [":", "(c)", "\\", "[1.2.3.4]", "Jo", "=?utf-8?q?x?=", ".", "<a@b>", '""', "\r\n "]
+    values = ["".join(rng.choice(tokens) for _ in range(rng.randint(1, 9))) for _ in range(20000)]
+    now = [_simple_addresses([value]) for value in values]
+    monkeypatch.setattr(message_module, "_LIST_ITEM", _OLD_LIST_ITEM)
+    assert [_simple_addresses([value]) for value in values] == now
 
 
 @pytest.mark.timeout(30)
