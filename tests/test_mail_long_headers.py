@@ -76,7 +76,6 @@ def crm_url(tmp_path_factory):
     return demo_crm(tmp_path_factory.mktemp("crm"))
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("header", HEADERS)
