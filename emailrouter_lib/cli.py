@@ -37,6 +37,7 @@ def _route(args: argparse.Namespace) -> int:
         "ledger": args.ledger,
         "quarantine_dir": args.quarantine,
         "batch_size": args.batch_size,
+        "batch_bytes": args.batch_bytes,
         "max_concurrency": args.max_concurrency,
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
@@ -137,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         "server profiles, e.g. env:SMTP_PW_{local} (default: --config-password)",
     )
     route.add_argument("--batch-size", type=int, default=200)
+    route.add_argument(
+        "--batch-bytes",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="bytes of messages held in one batch at most (default 67108864, 64 MB; a larger "
+        "message makes a batch of its own)",
+    )
     route.add_argument(
         "--max-concurrency",
         type=int,

@@ -36,6 +36,7 @@ from emailrouter_lib.crm.base import CrmBackend, NewEmail, Organization
 from emailrouter_lib.errors import CrmRecordError, EmailRouterError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
+from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
@@ -255,17 +256,21 @@ class MailboxRun:
         todo = [item.key for item in items if item.key not in entries]
         self.report.seen = len(items)
         self.report.already_done = len(items) - len(todo)
-        size = self.params.batch_size
+        sizes = {item.key: item.size for item in items}
+        budget = self.params.batch_bytes
         with tqdm(
             total=len(todo),
             desc=self.mailbox_id,
             unit="msg",
             disable=None if self.params.progress is None else not self.params.progress,
         ) as bar:
-            for start in range(0, len(todo), size):
-                keys = todo[start : start + size]
+            start = 0
+            while start < len(todo):
+                # batch_size items at most, and about batch_bytes: planned by the listed sizes,
+                # cut short when the fetched bytes reach the budget (routing/batching.py)
+                keys = plan_batch(todo, start, sizes, count=self.params.batch_size, budget=budget)
                 try:
-                    fetched = list(self.source.fetch(keys))
+                    fetched, covered = fetch_batch(self.source, keys, budget=budget)
                 except MailboxError as exc:
                     # Nothing of this batch reached the ledger: the next run resumes here.
                     self.report.status, self.report.error = "interrupted", str(exc)
@@ -278,7 +283,10 @@ class MailboxRun:
                     decisions = decider.decide(fetched)
                     entries = self._create(decisions)
                 self._finish(decisions, entries)
-                bar.update(len(keys))
+                bar.update(covered)
+                start += covered
+                # let this batch go before the next is fetched (held, they doubled the peak)
+                del fetched, decisions, entries
 
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(

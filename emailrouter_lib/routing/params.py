@@ -12,6 +12,8 @@ from typing import Any
 from emailrouter_lib.errors import RoutingError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
 
+DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
+
 
 @dataclass
 class RoutingParams:
@@ -25,6 +27,9 @@ class RoutingParams:
     run_dir: str | None = None
     tracked_classes: list[str] = field(default_factory=lambda: list(TRACKED_CLASSES))
     batch_size: int = 200
+    # bytes of messages one batch holds (about: a single larger message makes a batch of its own);
+    # a batch is in memory whole until its CRM commit (routing/batching.py)
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     ca_file: str | None = None
     progress: bool | None = None
     # mailboxes routed at once (DESIGN.md "Scale": EWS throttling, not CPU, is the limit); 1 routes
@@ -89,6 +94,15 @@ class RoutingParams:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise RoutingError(
                 f"batch_size must be a positive whole number, got {self.batch_size!r}"
+            )
+        if (
+            not isinstance(self.batch_bytes, int)
+            or isinstance(self.batch_bytes, bool)
+            or self.batch_bytes < 1
+        ):
+            raise RoutingError(
+                f"batch_bytes must be a positive whole number of bytes (default"
+                f" {DEFAULT_BATCH_BYTES}, 64 MB), got {self.batch_bytes!r}"
             )
         if self.max_concurrency is not None and (
             not isinstance(self.max_concurrency, int)
