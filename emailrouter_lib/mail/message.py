@@ -502,7 +502,7 @@ def _part_filename(part: Message, message_charset: str | None = None) -> str | N
     raw_values = [(n, v) for n, v in part.raw_items() if n.lower() in _NAMING_HEADERS]
     if any(has_raw_8bit(value) for _, value in raw_values):
         charset = _charset_param(part) or message_charset
-        readable = Message(policy=compat32)
+        readable = Message(policy=_READING)
         for name, value in raw_values:
             readable[name] = text_from_raw_header(value, charset)
         part = readable
