@@ -220,8 +220,8 @@ class _Checks:
             yield self.finding(
                 "warning",
                 "unknown-value",
-                f"<{which}> has a value this project does not know; add it to "
-                f"config/vocabulary.py if it is real ({label})",
+                f"<{which}> has a value this project does not know ({label}); check it "
+                "against the Email Router Configuration Manager's choices",
                 line(attr),
             )
         if p.is_exchange_online and p.ssl_off:

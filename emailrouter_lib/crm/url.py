@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from emailrouter_lib.crm.base import CrmBackend
 from emailrouter_lib.crm.sqlite import SqliteCrm, new_id, utcnow
-from emailrouter_lib.errors import CrmError, CrmURLError
+from emailrouter_lib.errors import CrmError, CrmNotFoundError, CrmURLError
 
 SUPPORTED_FORMS = (
     "sqlite:///relative/path.db (relative to the working directory), "
@@ -71,11 +71,17 @@ def open_crm(url: str) -> CrmBackend:
         return open_dataverse(url)
     path = sqlite_path(url)
     if not path.is_file():
-        raise CrmError(
-            f"CRM database {path} (from {url!r}) does not exist; create it with "
-            f"`emailrouter crm init sqlite:///{path.as_posix()} --demo`"
-        )
+        raise missing_database(path)
     return SqliteCrm(path)
+
+
+def missing_database(path: Path) -> CrmNotFoundError:
+    """The answer to a ``sqlite:///`` URL that names no file: most often a mistyped path of a
+    real CRM, so check the path first; a demo is never the suggestion."""
+    return CrmNotFoundError(
+        f"no CRM database at {path}; check the path, or create one with "
+        f"`emailrouter crm init sqlite:///{path.as_posix()}`"
+    )
 
 
 def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
