@@ -19,7 +19,8 @@ elements, skipped message classes) are returned in results, never raised.
     │   └── MailboxURLError         a mailbox URL is malformed or names an unknown protocol
     ├── CrmError                    the CRM store failed or holds something unexpected
     │   ├── CrmURLError             a CRM URL is malformed or names an unknown backend
-    │   ├── CrmNotFoundError        no CRM database where the URL points (a mistyped path?)
+    │   ├── CrmPathError            no CRM database where the URL points (a mistyped path?),
+    │   │                           or one already where ``crm init`` would create it
     │   └── CrmHTTPError            the CRM's Web API answered an error (``status``, ``code``)
     │       ├── CrmAuthError        401/403: credentials refused, or a privilege is missing
     │       └── CrmThrottledError   429/503 beyond the bounded wait (``retry_after``)
@@ -110,8 +111,9 @@ class CrmURLError(CrmError):
     """A CRM URL is malformed or names an unknown backend."""
 
 
-class CrmNotFoundError(CrmError):
-    """No CRM database where a ``sqlite:///`` URL points: a mistyped path, most likely.
+class CrmPathError(CrmError):
+    """The file a ``sqlite:///`` URL names is not what the command needs: no database where one
+    must be (a mistyped path, most likely), or a database where ``crm init`` would create one.
 
     Its own class because it is a usage error (exit 2), unlike a CRM that fails while working.
     """
@@ -173,7 +175,7 @@ __all__ = [
     "CrmAuthError",
     "CrmError",
     "CrmHTTPError",
-    "CrmNotFoundError",
+    "CrmPathError",
     "CrmThrottledError",
     "CrmURLError",
     "EmailRouterError",

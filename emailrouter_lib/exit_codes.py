@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from emailrouter_lib.errors import (
     ConfigError,
-    CrmNotFoundError,
+    CrmPathError,
     CrmURLError,
     MailboxURLError,
     NotebookParameterError,
@@ -40,7 +40,7 @@ USAGE_ERRORS: tuple[type[Exception], ...] = (
     SecretError,
     MailboxURLError,
     CrmURLError,
-    CrmNotFoundError,
+    CrmPathError,
     RoutingError,
     NotebookParameterError,
 )

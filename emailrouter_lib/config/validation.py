@@ -105,7 +105,7 @@ def main_validate(path: str) -> int:
     except ConfigError as exc:
         default = "malformed-xml" if isinstance(exc, ConfigSyntaxError) else "unreadable"
         code = getattr(exc, "code", default)
-        print(str(_error_finding(exc, code, path)), file=sys.stdout)
+        print(str(_error_finding(exc, code, path)), file=sys.stderr)  # one line, as every command
         return 2
     if report.findings:
         print(str(report))

@@ -45,7 +45,7 @@ from emailrouter_lib.crm.base import (
     check_recipient_update,
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
-from emailrouter_lib.errors import CrmError, CrmNotFoundError
+from emailrouter_lib.errors import CrmError, CrmPathError
 
 SCHEMA_VERSION = 1
 
@@ -203,7 +203,7 @@ class SqliteCrm:
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path.as_posix()}"
         if not create and not self.path.is_file():
-            raise CrmNotFoundError(
+            raise CrmPathError(
                 f"no CRM database at {self.path}; check the path, or create one with "
                 f"`emailrouter crm init {self.url}`"
             )
