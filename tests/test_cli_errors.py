@@ -148,7 +148,9 @@ def test_a_second_rollback_deletes_nothing(tmp_path):
     crm = demo_crm(tmp_path)
     config = ROOT / "tests" / "data" / "migration" / "minimal.xml"
     plan = tmp_path / "plan.json"
-    planned = emailrouter("migrate", "plan", "--config", str(config), "--crm", crm, "--output", str(plan))  # fmt: skip
+    planned = emailrouter(
+        "migrate", "plan", "--config", str(config), "--crm", crm, "--output", str(plan)
+    )
     assert planned.returncode == 0, planned.stderr
     applied = emailrouter("migrate", "apply", "--plan", str(plan), "--crm", crm)
     assert applied.returncode == 0 and "created" in applied.stdout, applied.stderr

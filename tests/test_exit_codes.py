@@ -93,10 +93,9 @@ def test_route_with_a_quarantined_message_exits_1(tmp_path):
 def test_route_a_crm_that_breaks_off_exits_3(tmp_path, free_port):
     """Not the caller's fault (the CRM's Web API does not answer): the command failed, exit 3."""
     crm = f"dataverse+http://127.0.0.1:{free_port}/org?api=v9.2&max_wait=1&retries=0&timeout=2"
-    result = emailrouter(
-        "route", "--mailbox", good_maildir(tmp_path, "x"), "--crm", crm, "--ledger",
-        str(tmp_path / "ledger.sqlite"), "--quiet",
-    )  # fmt: skip
+    ledger = str(tmp_path / "ledger.sqlite")
+    mailbox = good_maildir(tmp_path, "x")
+    result = emailrouter("route", "--mailbox", mailbox, "--crm", crm, "--ledger", ledger)
     assert result.returncode == 3, (result.stdout, result.stderr)
     assert result.stderr.startswith("emailrouter: error:") and len(result.stderr.splitlines()) == 1
     assert "Traceback" not in result.stderr

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from emailrouter_lib.crm.base import CrmBackend
 from emailrouter_lib.crm.sqlite import SqliteCrm, new_id, utcnow
-from emailrouter_lib.errors import CrmError, CrmPathError, CrmURLError
+from emailrouter_lib.errors import CrmPathError, CrmURLError
 
 SUPPORTED_FORMS = (
     "sqlite:///relative/path.db (relative to the working directory), "
