@@ -209,3 +209,14 @@ def test_a_keyring_without_backend_says_what_to_do():
     )
     assert "SecretError" in result.stderr
     assert "no keyring backend" in result.stderr and "env:NAME or file:PATH" in result.stderr
+
+
+def test_the_audit_lists_a_cleartext_login_among_its_findings(tmp_path, free_port):
+    # 0.0.0.0 is no loopback address by name, but Linux connects it to this machine: refused
+    url = f"imap://crm@0.0.0.0:{free_port}/INBOX?password=env:PW"
+    result = emailrouter(
+        "audit", "--mailbox", url, "--run-dir", str(tmp_path / "a"), "--quiet", env={"PW": "x"}
+    )
+    assert result.returncode == 1, result.stderr
+    assert "[cleartext-login]" in result.stdout
+    assert "cleartext-login" in (tmp_path / "a" / "findings.csv").read_text()
