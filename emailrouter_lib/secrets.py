@@ -47,6 +47,13 @@ def resolve_secret(reference: str) -> str:
 
         value = keyring.get_password(service, user)
     except Exception as exc:  # keyring backends raise their own types
+        if exc.__class__.__name__ == "NoKeyringError":
+            raise SecretError(
+                f"{reference}: no keyring backend is available to this user; install and "
+                "configure one (the Secret Service, e.g. GNOME Keyring, on Linux; the macOS "
+                "Keychain; the Windows Credential Manager; or the keyrings.alt package), "
+                "or give the secret as env:NAME or file:PATH instead"
+            ) from None
         raise SecretError(
             f"keyring lookup {reference!r} failed: {exc.__class__.__name__}"
         ) from None

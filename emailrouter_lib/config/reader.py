@@ -358,7 +358,7 @@ class _Reader:
             severity,
             "unknown-element",
             f"unknown element <{name}> in <{parent.split('[')[0]}>: kept as is and written "
-            "back; if real router files use it, add it to emailrouter_lib/config/vocabulary.py",
+            "back, but not used; check its spelling (element names are case-sensitive)",
             child.sourceline,
         )
 

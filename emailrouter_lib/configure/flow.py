@@ -86,6 +86,12 @@ class ConfigureResult:
             "backup": str(self.published.backup)
             if self.published and self.published.backup
             else None,
+            # A mailbox that failed Test Access fails the run (exit 1), as in every notebook.
+            "ok": self.access_report.ok,
+            "failures": [
+                f"{r.entry} ({r.target}): {r.outcome}: {r.message}"
+                for r in self.access_report.failures
+            ],
         }
 
     def tables(self) -> dict[str, pd.DataFrame]:

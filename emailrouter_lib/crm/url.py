@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from emailrouter_lib.crm.base import CrmBackend
 from emailrouter_lib.crm.sqlite import SqliteCrm, new_id, utcnow
-from emailrouter_lib.errors import CrmError, CrmURLError
+from emailrouter_lib.errors import CrmPathError, CrmURLError
 
 SUPPORTED_FORMS = (
     "sqlite:///relative/path.db (relative to the working directory), "
@@ -71,11 +71,17 @@ def open_crm(url: str) -> CrmBackend:
         return open_dataverse(url)
     path = sqlite_path(url)
     if not path.is_file():
-        raise CrmError(
-            f"CRM database {path} (from {url!r}) does not exist; create it with "
-            f"`emailrouter crm init sqlite:///{path.as_posix()} --demo`"
-        )
+        raise missing_database(path)
     return SqliteCrm(path)
+
+
+def missing_database(path: Path) -> CrmPathError:
+    """The answer to a ``sqlite:///`` URL that names no file: most often a mistyped path of a
+    real CRM, so check the path first; a demo is never the suggestion."""
+    return CrmPathError(
+        f"no CRM database at {path}; check the path, or create one with "
+        f"`emailrouter crm init sqlite:///{path.as_posix()}`"
+    )
 
 
 def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
@@ -87,11 +93,11 @@ def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
     """
     path = sqlite_path(url)
     if path.exists() and not path.is_file():
-        raise CrmError(f"{path} (from {url!r}) exists and is not a file; choose another path")
+        raise CrmPathError(f"{path} (from {url!r}) exists and is not a file; choose another path")
     if path.is_file() and path.stat().st_size > 0 and not force:
-        raise CrmError(
+        raise CrmPathError(
             f"{path} (from {url!r}) already holds a database; keep it, or replace it with "
-            f"`emailrouter crm init {url} --force` (init_crm(..., force=True))"
+            f"`emailrouter crm init {url} --force`"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".{path.name}.init-{os.getpid()}")

@@ -36,6 +36,7 @@ from emailrouter_lib.crm.base import CrmBackend, NewEmail, Organization
 from emailrouter_lib.errors import CrmRecordError, EmailRouterError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
+from emailrouter_lib.mailboxes.cleartext import cleartext_warnings
 from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
@@ -92,6 +93,7 @@ def run(params: dict | RoutingParams) -> RoutingResult:
                             mailbox=mailbox.label, status="skipped", error=mailbox.skipped
                         )
                     )
+        result.warnings += cleartext_warnings([*urls, *p.transports.values()])
         jobs = [MailboxJob(url, MailboxReport(mailbox=redact_url(url))) for url in urls]
         result.mailboxes.extend(job.report for job in jobs)  # never a password in a report
         context = _RunContext(crm, org, p, run_id)

@@ -82,6 +82,7 @@ class RulesResult:
                 1 for r in self.plan.changing if r.outlook_rules
             ),
             "manual": len(self.plan.manual),
+            "ok": self.ok,  # False: a rule failed or drifted (the runner exits 1)
         }
         if self.applied is not None:
             summary["applied"] = _tally(r.outcome for r in self.applied)
