@@ -24,6 +24,7 @@ from emailrouter_lib.config import cli as config_manager
 from emailrouter_lib.errors import EmailRouterError
 from emailrouter_lib.migration import cli as migration_cli
 from emailrouter_lib.rules import cli as rules_cli
+from emailrouter_lib.secrets import mask_output_streams, refuse_literal_secrets
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -176,8 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mask_output_streams()  # a secret a server echoes is never printed (emailrouter_lib.secrets)
     args = build_parser().parse_args(argv)
     try:
+        # Every argument of every subcommand: URLs, templates, paths (before anything runs).
+        options = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "func"}
+        refuse_literal_secrets(options, where="the command line")
         return args.func(args)
     except EmailRouterError as exc:
         print(f"emailrouter: error: {exc}", file=sys.stderr)
