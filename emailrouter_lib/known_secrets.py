@@ -51,6 +51,11 @@ def mask_known_secrets(text: str) -> str:
     return text
 
 
+def has_known_secrets() -> bool:
+    """True once a secret was remembered (so callers can skip masking large tables before)."""
+    return bool(_forms)
+
+
 def forget_secrets() -> None:
     """Forget every remembered value (tests; a long-lived process that rotates secrets)."""
     global _forms
@@ -75,4 +80,4 @@ def _spellings(value: str) -> set[str]:
     }
 
 
-__all__ = ["MASK", "forget_secrets", "mask_known_secrets", "remember_secret"]
+__all__ = ["MASK", "forget_secrets", "has_known_secrets", "mask_known_secrets", "remember_secret"]
