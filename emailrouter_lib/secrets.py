@@ -101,8 +101,8 @@ def url_secret_problem(url: str) -> str | None:
         if "//" in token and _userinfo_password(token):
             return (
                 "a password written into the URL (user:PASSWORD@host) is refused, since it "
-                "would be copied into notebooks, reports and logs; remove it and add "
-                f"password=REFERENCE ({REFERENCE_FORMS})"
+                "would be copied into notebooks, reports and logs; remove it and give it by "
+                "reference: password=env:NAME (or file:PATH, keyring:SERVICE/USER)"
             )
     for name, value in _pairs(text):
         if is_secret_name(name) and value.strip() and not is_reference(value.strip()):

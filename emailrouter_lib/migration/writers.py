@@ -36,13 +36,10 @@ def write_plan(
     if fmt == "json":
         return [_atomic(path, plan.to_json())]
     if fmt == "csv":
-        from emailrouter_lib.reports.artifacts import defuse_formulas
+        from emailrouter_lib.reports.artifacts import csv_text
 
         path.mkdir(parents=True, exist_ok=True)
-        return [
-            _atomic(path / f"{name}.csv", defuse_formulas(frame).to_csv(index=False))
-            for name, frame in tables.items()
-        ]
+        return [_atomic(path / f"{name}.csv", csv_text(frame)) for name, frame in tables.items()]
     if fmt == "xlsx":
         from emailrouter_lib.reports.excel import write_workbook
 

@@ -27,7 +27,7 @@ import pandas as pd
 from emailrouter_lib.known_secrets import has_known_secrets, mask_known_secrets
 from emailrouter_lib.reports.html import render_html_report
 
-__all__ = ["defuse_formulas", "write_run_artifacts"]
+__all__ = ["csv_text", "defuse_formulas", "write_run_artifacts"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,7 +66,7 @@ def write_run_artifacts(
 
     for name, frame in tables.items():
         file_name = _unique(f"{_slug(name)}.csv", written)
-        written[file_name] = _write(run_dir / file_name, defuse_formulas(frame).to_csv(index=False))
+        written[file_name] = _write(run_dir / file_name, csv_text(frame))
 
     links = dict(links)
     if workbook:
@@ -110,6 +110,13 @@ def _unique(file_name: str, taken: Mapping[str, Path]) -> str:
 def _slug(name: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name).strip()).strip("._").lower()
     return slug or "table"
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """*frame* as CSV a spreadsheet opens safely: formulas defused, and RFC 4180 line ends, so
+    that Python's csv writer quotes a cell holding a CR or LF instead of letting it start a row
+    (a bare CR would otherwise split the row, and a formula after it would run)."""
+    return defuse_formulas(frame).to_csv(index=False, lineterminator="\r\n")
 
 
 def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
