@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 from emailrouter_lib.errors import SecretError
 from emailrouter_lib.known_secrets import MASK, mask_known_secrets, remember_secret
@@ -35,7 +35,7 @@ _SECRET_NAME = re.compile(
     r"|(?:^|_)(?:pass|pwd|pw|token|auth_?token|sas)(?:_|$)"
 )
 # ``name=value`` pairs anywhere in a text: URL queries, fragments, connection strings.
-_PAIR = re.compile(r"(?:^|[?&;#])([^=?&;#\s]+)=([^&;#\s]*)")
+_PAIR = re.compile(r"[?&;#]([^=?&;#\s]+)=([^&;#\s]*)")
 
 
 def is_reference(value: str | None) -> bool:
@@ -153,7 +153,9 @@ def redact_url(
     if "@" in netloc:
         userinfo, _, hostport = netloc.rpartition("@")
         if ":" in userinfo or ":" in unquote(userinfo):
-            user = userinfo.partition(":")[0] if ":" in userinfo else ""
+            user = userinfo.partition(":")[0]
+            if ":" not in userinfo:  # the ':' was percent-encoded
+                user = quote(unquote(userinfo).partition(":")[0], safe="")
             netloc = f"{user}:{MASK}@{hostport}"
     names = {_normal_name(n) for n in known} if known is not None else None
     pieces = []
@@ -235,7 +237,13 @@ def _userinfo_password(text: str) -> bool:
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:
-    return [(unquote_plus(n), unquote_plus(v)) for n, v in _PAIR.findall(text)]
+    """The ``name=value`` pairs of a query, fragment or ``;``-separated connection string (only
+    after the first ``?``, ``#`` or ``;``: a file name such as ``pass=1.eml`` is no parameter)."""
+    if ";" in text and "://" not in text:  # Server=...;Password=...: from the start
+        return [(unquote_plus(n), unquote_plus(v)) for n, v in _PAIR.findall(f";{text}")]
+    start = re.search(r"[?#;]", text)
+    tail = text[start.start() :] if start else ""
+    return [(unquote_plus(n), unquote_plus(v)) for n, v in _PAIR.findall(tail)]
 
 
 def _normal_name(name: str) -> str:

@@ -201,7 +201,7 @@ def test_the_runner_command_refuses_before_the_run_folder_exists(tmp_path):
     ids=lambda args: "-".join(a for a in args if a.startswith("--") or a.isalpha())[:40],
 )
 def test_every_command_refuses_a_literal_secret_in_one_line(args, tmp_path):
-    crm = f"sqlite:///{tmp_path / 'crm.sqlite'}"  # never opened: the refusal comes first
+    crm = demo_crm(tmp_path)  # a working CRM: only the secret can make the command refuse
     run_dir = tmp_path / "run"
     extra = ["--crm", crm, "--run-dir", str(run_dir)] if args[0] in ("route", "audit") else []
     if args[0] == "rules":
@@ -218,6 +218,30 @@ def test_a_crm_url_with_a_password_is_refused_by_the_command_without_echo(tmp_pa
     result = emailrouter("route", "--crm", f"postgresql://router:{PW}@db/crm", cwd=tmp_path)
     line = assert_one_line_error(result)
     assert PW not in result.stdout + result.stderr and "router:***@db" in line
+
+
+def test_references_and_ordinary_values_pass_and_redaction_keeps_them():
+    from emailrouter_lib.secrets import literal_secrets, redact_url
+
+    fine = {
+        "mailboxes": [
+            "imaps://crm@mail.test/INBOX?owner=queue:a@b.test&password=env:PW",
+            "ewss://CONTOSO%5Csvc@autodiscover?mailbox=a@b.test&password=keyring:er/svc",
+            "maildir:///srv/mail/support",
+        ],
+        "crm": "dataverse+https://crm.test/org?auth=client_credentials&client_secret=file:/s",
+        "config_password": "env:PW_{local}",
+        "transports": {"*": "smtp://crm@mail.test:587?starttls=1&password=env:SMTP_PW"},
+        "files": ["password=notes.eml", "a;b.eml"],
+        "batch_size": 200,
+        "insecure_auth": True,
+    }
+    assert literal_secrets(fine) == []
+    url = f"smtp://crm:{PW}@mail.test:587?starttls=1&pass%77ord={PW}&password=env:OK#{PW}"
+    assert (
+        redact_url(url)
+        == "smtp://crm:***@mail.test:587?starttls=1&pass%77ord=***&password=env:OK#***"
+    )
 
 
 # -- a server that echoes the secret -------------------------------------------------------------
