@@ -32,7 +32,7 @@ REFERENCE_FORMS = "env:NAME, file:PATH or keyring:SERVICE/USER"
 # Names that hold credentials (parameter names and URL query names, once normalised).
 _SECRET_NAME = re.compile(
     r"password|passwd|passphrase|passcode|secret|credential|api_?key|private_?key|access_?key"
-    r"|(?:^|_)(?:pass|pwd|pw|token|auth_?token|sas)(?:_|$)"
+    r"|(?:^|[^a-z0-9])(?:pass|pwd|pw|token|auth_?token|sas)(?:[^a-z0-9]|$)"
 )
 # ``name=value`` pairs anywhere in a text: URL queries, fragments, connection strings.
 _PAIR = re.compile(r"[?&;#]([^=?&;#\s]+)=([^&;#\s]*)")
@@ -106,6 +106,8 @@ def url_secret_problem(url: str) -> str | None:
             )
     for name, value in _pairs(text):
         if is_secret_name(name) and value.strip() and not is_reference(value.strip()):
+            if not re.fullmatch(r"[\w.-]{1,40}", name):  # a name odd enough to hide a value
+                name = re.sub(r"[^a-z0-9_]", "", _SECRET_NAME.search(_normal_name(name)).group(0))
             return (
                 f"parameter {name!r} holds a literal secret, which would be copied into "
                 f"notebooks, reports and logs; it must be a reference: {name}=env:NAME "
@@ -166,6 +168,8 @@ def redact_url(
         keep = is_reference(shown) or (
             not _SECRET_NAME.search(normal) and (names is None or normal in names)
         )
+        if not re.fullmatch(r"[\w.-]{0,40}", _normal_name(name)):
+            name = MASK  # a name odd enough to hold a value (pass%3DVALUE=1)
         pieces.append(f"{name}{sep}{value if keep or not value else MASK}")
     query, fragment = "&".join(pieces), MASK if parts.fragment else ""
     if (netloc, query, fragment) == (parts.netloc, parts.query, parts.fragment):

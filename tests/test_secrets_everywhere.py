@@ -54,6 +54,7 @@ LEAKY_URLS = [
     f"imaps://crm@mail.contoso.test/INBOX?pass%77ord={PW}",
     f"imaps://crm@mail.contoso.test/INBOX?pass%2577ord={PW}",  # encoded twice
     f"imaps://crm@mail.contoso.test/INBOX?PASSWORD={PW}",
+    f"imaps://crm@mail.contoso.test/INBOX?pass%3D{PW}=1",  # the value hidden in the name
     f"imaps://crm@mail.contoso.test/INBOX?owner=user:a@b.test;password={PW}",
     f"pop3s://crm@mail.contoso.test?pwd={PW}",
     f"smtps://crm@mail.contoso.test?Token={PW}",
