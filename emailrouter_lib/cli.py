@@ -29,6 +29,7 @@ from emailrouter_lib.config import cli as config_manager
 from emailrouter_lib.errors import EmailRouterError
 from emailrouter_lib.migration import cli as migration_cli
 from emailrouter_lib.rules import cli as rules_cli
+from emailrouter_lib.secrets import mask_output_streams, refuse_literal_secrets
 
 
 def _route(args: argparse.Namespace) -> int:
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    mask_output_streams()  # a secret a server echoes is never printed (emailrouter_lib.secrets)
     args = build_parser().parse_args(argv)  # a bad command line: argparse says so, exit 2
     return run_command(args.func, args)
 
@@ -260,6 +262,9 @@ def run_command(func, args: argparse.Namespace) -> int:
     command quietly, as it does for any Unix tool, not with a ``BrokenPipeError`` traceback.
     """
     try:
+        # Every argument of every subcommand: URLs, templates, paths (before anything runs).
+        options = {f"--{k.replace('_', '-')}": v for k, v in vars(args).items() if k != "func"}
+        refuse_literal_secrets(options, where="the command line")
         code = func(args)
         sys.stdout.flush()
         return code

@@ -31,9 +31,21 @@ elements, skipped message classes) are returned in results, never raised.
 
 from __future__ import annotations
 
+from emailrouter_lib.known_secrets import mask_known_secrets
+
 
 class EmailRouterError(Exception):
-    """Root of every error raised by emailrouter_lib."""
+    """Root of every error raised by emailrouter_lib.
+
+    Its text never holds a secret the process resolved: a message quoting a server's reply (which
+    may echo the login line) is masked when it is made and again when it is printed.
+    """
+
+    def __init__(self, *args: object):
+        super().__init__(*(mask_known_secrets(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return mask_known_secrets(super().__str__())
 
 
 class ConfigError(EmailRouterError):

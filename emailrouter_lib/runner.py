@@ -42,7 +42,7 @@ from emailrouter_lib.errors import (
     SecretError,
 )
 from emailrouter_lib.reports.display import BATCH_ENV
-from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import literal_secrets
 
 __all__ = [
     "NotebookRun",
@@ -59,17 +59,6 @@ __all__ = [
 KERNEL_NAME = "python3"
 RUNNER_PARAMETERS = ("run_id", "run_dir")
 
-# Parameter names that hold credentials; their values must be secret references.
-_SECRET_NAME = re.compile(
-    r"password|passwd|passphrase|secret|api_?key|credential|private_?key"
-    r"|(?:^|_)(?:pass|pwd|token)(?:_|$)",
-    re.IGNORECASE,
-)
-# The same words as query parameters inside URLs (mailbox URLs carry password=...).
-_SECRET_IN_URL = re.compile(
-    r"[?&;]((?:password|passwd|pass|pwd|secret|token|api_?key|client_?secret)=)([^&;#\s]*)",
-    re.IGNORECASE,
-)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -321,40 +310,10 @@ def check_parameters(
     offenders = literal_secrets(parameters)
     if offenders:
         raise SecretError(
-            f"{notebook}: literal secret in parameter {', '.join(offenders)}; papermill copies "
+            f"{notebook}: literal secret in parameter {'; '.join(offenders)}; papermill copies "
             "parameters into the executed notebook, so pass a reference instead: "
             "env:NAME, file:PATH or keyring:SERVICE/USER"
         )
-
-
-def literal_secrets(parameters: Mapping[str, Any], _prefix: str = "") -> list[str]:
-    """Where *parameters* hold a secret value rather than a reference (names only, no values)."""
-    found: list[str] = []
-    for name, value in parameters.items():
-        where = f"{_prefix}{name}"
-        if isinstance(value, Mapping):
-            found += literal_secrets(value, f"{where}.")
-        elif isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    found += literal_secrets(item, f"{where}[{index}].")
-                elif _has_url_secret(item):
-                    found.append(f"{where}[{index}]")
-        elif _is_literal_secret(str(name), value) or _has_url_secret(value):
-            found.append(where)
-    return found
-
-
-def _is_literal_secret(name: str, value: Any) -> bool:
-    if not _SECRET_NAME.search(name) or value in (None, ""):
-        return False
-    return not (isinstance(value, str) and is_reference(value))
-
-
-def _has_url_secret(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    return any(m.group(2) and not is_reference(m.group(2)) for m in _SECRET_IN_URL.finditer(value))
 
 
 class _NoDatesLoader(yaml.SafeLoader):

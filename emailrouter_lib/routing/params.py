@@ -11,6 +11,7 @@ from typing import Any
 
 from emailrouter_lib.errors import RoutingError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
+from emailrouter_lib.secrets import refuse_literal_secrets
 
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
 
@@ -115,6 +116,9 @@ class RoutingParams:
             )
         if not self.tracked_classes:
             raise RoutingError("tracked_classes is empty: nothing would ever be routed")
+        # Mailbox, transport, CRM and ledger URLs and the password templates, before anything
+        # connects or is written (a password in a URL would reach results and reports).
+        refuse_literal_secrets(asdict(self), where="routing parameters")
 
     def ledger_path(self) -> Path:
         if self.ledger:
