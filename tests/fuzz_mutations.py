@@ -340,10 +340,12 @@ def _mbox_from_bare_cr(raw: bytes, rng: random.Random) -> bytes:
 
 
 def _long_header(name: bytes, raw: bytes, rng: random.Random) -> bytes:
+    """A value of tens of KB with no "@" to anchor on: bare, bracketed or never closed."""
     size = rng.randint(*LONG_HEADER_BYTES)
-    filler = rng.choice((b"a", b"<", b"x.", b"<a", b" "))
-    value = (b"<" + filler * (size // len(filler)))[:size]
-    return set_header(raw, name, value + str(rng.getrandbits(32)).encode() + b">")
+    filler = rng.choice((b"a", b"a", b"<", b"x.", b"<a", b" a"))
+    value = (filler * (size // len(filler)))[:size] + b"%d" % rng.getrandbits(32)
+    shape = rng.choice((b"%s", b"<%s>", b"<%s"))  # bare, bracketed, never closed
+    return set_header(raw, name, shape % value)
 
 
 # -- structure ------------------------------------------------------------------------------------
