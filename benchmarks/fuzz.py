@@ -37,7 +37,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import fuzz_mutations  # noqa: E402
 from fuzz_mutations import MUTATION_NAMES, Case, random_case  # noqa: E402
-from fuzz_property import Batch, BatchReport, check_batch, items_of  # noqa: E402
+from fuzz_property import (  # noqa: E402
+    Batch,
+    BatchReport,
+    check_batch,
+    items_of,
+    scratch_dir,
+)
 
 WORK = ROOT / "benchmarks" / "_work"
 FAILURES = WORK / "fuzz-failures"
@@ -116,7 +122,7 @@ class Runner:
 
     def __init__(self, args: argparse.Namespace, sources: dict[str, bytes]):
         self.args, self.sources = args, sources
-        self.work = WORK / f"fuzz-{os.getpid()}"
+        self.work = scratch_dir("emailrouter-fuzz-")  # tmpfs when there is one
         self.context = multiprocessing.get_context("fork")
         self.outcomes: Counter = Counter()
         self.classes: dict[str, list[tuple[str, str]]] = defaultdict(list)
@@ -196,7 +202,7 @@ class Runner:
         key = f"{v['kind']}: {detail}"
         self.classes[key].append((mutations, name))
         line = f"VIOLATION {name} (seed {self.args.seed}) {v['kind']}"
-        who = v["item"] or "alone"
+        who = v.get("item") or "alone"
         line += f" [{who}: {case['source']} + {mutations} seed {case['seed']}]" if case else ""
         print(f"{line}: {v['detail'][:400]}", flush=True)
         if self.saved[key] < SAVED_PER_CLASS:
@@ -250,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     messages = fuzz_mutations.corpus(shared=not args.vendored_only)
     sources = {m.name: m.raw for m in messages}
     if args.replay:
-        report = check_batch(load_batch(args.replay), sources, WORK / "fuzz-replay")
+        folder = scratch_dir("emailrouter-fuzz-replay-")
+        report = check_batch(load_batch(args.replay), sources, folder / "batch")
+        shutil.rmtree(folder, ignore_errors=True)
         print(json.dumps(_summary(report), indent=2))
         return 0 if report.ok else 1
 

@@ -11,9 +11,11 @@ of issue 12. ``benchmarks/fuzz.py`` (``make fuzz``) runs the same property for 5
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from fuzz_mutations import MUTATION_NAMES, Case, corpus
-from fuzz_property import Batch, check_batch
+from fuzz_property import Batch, check_batch, scratch_dir
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +47,14 @@ def batches(draw) -> Batch:
         owner=draw(st.sampled_from((SUPPORT, None))),
         batch_size=draw(st.sampled_from((1, 2, 200))),
     )
+
+
+@pytest.fixture
+def scratch():
+    """A folder on tmpfs when there is one (the batches' SQLite commits are the cost)."""
+    folder = scratch_dir("fuzz-test-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def alone(*mutations: str, source: str = SIMPLE, twin: bool = False, seed: int = 1) -> Batch:
@@ -93,6 +103,6 @@ def alone(*mutations: str, source: str = SIMPLE, twin: bool = False, seed: int =
 @example(batch=alone("long-message-id", seed=2071))
 @example(batch=alone("long-in-reply-to", seed=2071))
 @example(batch=alone("long-references", seed=2071))
-def test_mutated_corpus_messages_are_each_routed_once_and_never_lost(tmp_path, batch):
-    report = check_batch(batch, SOURCES, tmp_path / "fuzz")
+def test_mutated_corpus_messages_are_each_routed_once_and_never_lost(scratch, batch):
+    report = check_batch(batch, SOURCES, scratch / "batch")
     assert report.ok, report.explain()
