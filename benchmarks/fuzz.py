@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from collections import Counter, defaultdict
@@ -131,10 +132,28 @@ class Runner:
         self.saved: Counter = Counter()
         self.cases = 0
         self.slowest = (0.0, "")
+        self.batches_done = 0
+        self.started = time.perf_counter()
+
+    def progress(self) -> None:
+        seconds = time.perf_counter() - self.started
+        print(
+            f"PROGRESS {self.cases} cases in {seconds:.0f} s ({self.cases / seconds:.1f}/s),"
+            f" {self.violations} violation(s)",
+            flush=True,
+        )
 
     def run(self, batches: list[tuple[str, Batch, bool]]) -> None:
         queue = list(reversed(batches))  # (name, batch, is a case routed alone)
         running: dict[str, tuple[multiprocessing.Process, float, Batch, bool, Path]] = {}
+        try:
+            self._loop(queue, running)
+        finally:  # stopped early: end the batch processes this run started
+            for proc, *_ in running.values():
+                proc.kill()
+                proc.join()
+
+    def _loop(self, queue: list, running: dict) -> None:
         while queue or running:
             while queue and len(running) < self.args.jobs:
                 name, batch, alone = queue.pop()
@@ -166,6 +185,10 @@ class Runner:
                 shutil.rmtree(self.work / name, ignore_errors=True)
                 del running[name]
                 queue.extend(self._take(name, batch, alone, summary))
+                if not alone:
+                    self.batches_done += 1
+                    if self.batches_done % 10 == 0:
+                        self.progress()
 
     def _take(self, name: str, batch: Batch, alone: bool, summary: dict) -> list:
         """Count a finished job; return the single-case jobs that split a failed batch."""
@@ -275,8 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     runner = Runner(args, sources)
     started = time.perf_counter()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop early, still summarise
     try:
         runner.run(batches)
+    except KeyboardInterrupt:
+        print("\nstopped early: the figures below are for the batches that finished")
     finally:
         shutil.rmtree(runner.work, ignore_errors=True)
     seconds = time.perf_counter() - started

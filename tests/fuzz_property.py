@@ -19,6 +19,7 @@ the firewall, not the decoder, caught it: :attr:`BatchReport.crash_quarantines` 
 
 from __future__ import annotations
 
+import atexit
 import csv
 import hashlib
 import os
@@ -106,6 +107,21 @@ def scratch_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir=scratch_root()))
 
 
+_TEMPLATE: list[Path] = []  # the demo CRM, seeded once per process and copied per batch
+
+
+def fresh_demo_crm(folder: Path) -> str:
+    """A demo CRM of its own for a batch: a copy of one seeded once (seeding is most of a small
+    batch's time)."""
+    if not _TEMPLATE or not _TEMPLATE[0].exists():
+        base = scratch_dir("emailrouter-fuzz-crm-")
+        demo_crm(base)
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
+        _TEMPLATE[:] = [base / "crm.sqlite"]
+    shutil.copyfile(_TEMPLATE[0], folder / "crm.sqlite")
+    return f"sqlite:///{folder / 'crm.sqlite'}"
+
+
 def items_of(batch: Batch, sources: dict[str, bytes]) -> list[Item]:
     """The batch's messages in delivery order (keys are filled in when they are dropped)."""
     items = [
@@ -131,7 +147,7 @@ def check_batch(batch: Batch, sources: dict[str, bytes], folder: Path) -> BatchR
     paths = drop(maildir, *(item.raw for item in built))
     items = [Item(p.name, i.raw, i.label, i.case) for p, i in zip(paths, built, strict=True)]
     report = BatchReport(items)
-    crm_url = demo_crm(folder)
+    crm_url = fresh_demo_crm(folder)
     crm = crm_store(crm_url)
     before = {row["activityid"] for row in crm.rows("email")}
     params = {
