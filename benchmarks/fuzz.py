@@ -220,8 +220,8 @@ class Runner:
         self.violations += 1
         case = v.get("case") or (asdict(batch.cases[0]) if alone else None)
         mutations = "+".join(case["mutations"]) if case else "(batch)"
-        detail = re.sub(r"'\\u[0-9a-f]{4}'|position \d+|'\\x[0-9a-f]{2}'", "…", v["detail"])
-        detail = re.sub(r"<[^>]*@[^>]*>|\(\d+\)|\d+ of \d+", "…", detail)[:160]
+        detail = re.sub(r"'[^']*'|position[s]? [\d-]+", "…", v["detail"])
+        detail = re.sub(r"<[^>]*@[^>]*>|\(\d+\)|\d+ of \d+|[\d.]+ s\b", "…", detail)[:160]
         key = f"{v['kind']}: {detail}"
         self.classes[key].append((mutations, name))
         line = f"VIOLATION {name} (seed {self.args.seed}) {v['kind']}"

@@ -28,7 +28,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fuzz_mutations import Case, build
@@ -55,7 +55,8 @@ class Batch:
     nonce: str = "f"  # makes the cases' Message-IDs unique across batches of a long run
 
     def message_id(self, index: int) -> str:
-        return f"<fuzz.{self.nonce}.{index}@fuzz.example>"
+        """Case *index*'s own Message-ID; the index first, so a cut inside it leaves no other's."""
+        return f"<{index}.{self.nonce}@fuzz.example>"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,11 @@ class Item:
     raw: bytes
     label: str  # "ordinary", "case 3" or "copy of case 3"
     case: Case | None
+    message_id: str  # the Message-ID it was given (mutations may have damaged or removed it)
+
+    def carries_own_id(self) -> bool:
+        """Its own Message-ID is still in its bytes, whole: it cannot be another message."""
+        return f"Message-ID: {self.message_id}".encode() in self.raw
 
 
 @dataclass(frozen=True)
@@ -125,16 +131,17 @@ def fresh_demo_crm(folder: Path) -> str:
 def items_of(batch: Batch, sources: dict[str, bytes]) -> list[Item]:
     """The batch's messages in delivery order (keys are filled in when they are dropped)."""
     items = [
-        Item("", build(case, sources, batch.message_id(n)), f"case {n}", case)
+        Item("", build(case, sources, batch.message_id(n)), f"case {n}", case, batch.message_id(n))
         for n, case in enumerate(batch.cases)
     ]
     items += [
-        Item("", items[n].raw, f"copy of case {n}", items[n].case)
+        Item("", items[n].raw, f"copy of case {n}", items[n].case, items[n].message_id)
         for n in batch.copies
         if n < len(items)
     ]
     ordinary = message("An ordinary message beside the broken ones")
-    items.insert(min(batch.ordinary_at, len(items)), Item("", ordinary.as_bytes(), ORDINARY, None))
+    plain = Item("", ordinary.as_bytes(), ORDINARY, None, ordinary["Message-ID"])
+    items.insert(min(batch.ordinary_at, len(items)), plain)
     return items
 
 
@@ -145,7 +152,7 @@ def check_batch(batch: Batch, sources: dict[str, bytes], folder: Path) -> BatchR
     built = items_of(batch, sources)
     maildir = folder / "Maildir"
     paths = drop(maildir, *(item.raw for item in built))
-    items = [Item(p.name, i.raw, i.label, i.case) for p, i in zip(paths, built, strict=True)]
+    items = [replace(item, key=path.name) for path, item in zip(paths, built, strict=True)]
     report = BatchReport(items)
     crm_url = fresh_demo_crm(folder)
     crm = crm_store(crm_url)
@@ -224,7 +231,9 @@ def _check_rows(result, items: list[Item], report: BatchReport) -> None:
 def _check_nothing_lost(
     result, items: list[Item], crm, before: set[str], folder: Path, report: BatchReport
 ) -> None:
-    emails = [row for row in crm.rows("email") if row["activityid"] not in before]
+    everything = crm.rows("email")
+    crm_ids = {row["messageid"] for row in everything}
+    emails = [row for row in everything if row["activityid"] not in before]
     activity_ids = {row["activityid"] for row in emails}
     per_message_id = Counter(row["messageid"] for row in emails)
     for message_id, count in per_message_id.items():
@@ -257,7 +266,18 @@ def _check_nothing_lost(
                     Violation("lost", f"created as {row.activityid}, not in the CRM", item)
                 )
         elif outcome == "duplicate":
-            if digest not in created_raw.get(row.message_id, set()):
+            # A true duplicate: an exact copy was created, or the message lost its own
+            # Message-ID to a mutation and matches another on what is left (the router's rule).
+            taken_for_another = item.carries_own_id() and row.message_id != item.message_id
+            if row.message_id not in crm_ids:
+                report.violations.append(
+                    Violation(
+                        "lost" if digest not in in_mailbox else "false-duplicate",
+                        f"a duplicate of {row.message_id}, which is not in the CRM",
+                        item,
+                    )
+                )
+            elif digest not in created_raw.get(row.message_id, set()) and taken_for_another:
                 gone = digest not in in_mailbox
                 report.violations.append(
                     Violation(

@@ -68,12 +68,16 @@ def alone(*mutations: str, source: str = SIMPLE, twin: bool = False, seed: int =
 @pytest.mark.timeout(120)
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 12: lone surrogates and raw 8-bit in encoded words, bytes-to-bytes charset"
-    " labels crash the run; a first line that is not a header loses a twin (fixed in the"
-    " decode/firewall branches; remove this mark after merging them)",
+    reason="issue 12, before its fixes: a lone surrogate (utf-7 +2AA-, unicode_escape) in a"
+    " Subject, name or attachment name raises UnicodeEncodeError in crm/sqlite.py create_emails"
+    " or in write_artifacts; raw 8-bit in an encoded word or a bytes-to-bytes charset label"
+    " raises UnicodeEncodeError/ValueError/LookupError in mail/charsets.py; a leading blank line"
+    " or a Received line without its colon gives twins one synthetic Message-ID and the second is"
+    " deleted as a duplicate; 20 KB header values without @ take seconds each. Remove this mark"
+    " once the decode, firewall and scan branches are merged",
 )
 @settings(
-    max_examples=200,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
