@@ -170,6 +170,7 @@ def check_batch(batch: Batch, sources: dict[str, bytes], folder: Path) -> BatchR
     except Exception as exc:
         report.seconds = time.perf_counter() - started
         report.violations.append(Violation("run-raised", _traceback(exc)))
+        crm.close()
         return report
     report.seconds = time.perf_counter() - started
     _check_run(result, "first run", report)
