@@ -220,7 +220,7 @@ class Runner:
         self.violations += 1
         case = v.get("case") or (asdict(batch.cases[0]) if alone else None)
         mutations = "+".join(case["mutations"]) if case else "(batch)"
-        detail = re.sub(r"'[^']*'|position[s]? [\d-]+", "…", v["detail"])
+        detail = re.sub(r"(?<![A-Za-z])'[^']*'|positions? [\d-]+", "…", v["detail"])
         detail = re.sub(r"<[^>]*@[^>]*>|\(\d+\)|\d+ of \d+|[\d.]+ s\b", "…", detail)[:160]
         key = f"{v['kind']}: {detail}"
         self.classes[key].append((mutations, name))
