@@ -89,7 +89,7 @@ def run_trial(
     kills: int,
     after: str,
     seed: int,
-    batch_size: int = 50,
+    batch_size: int = 10,
     timeout: float = 300.0,
 ) -> TrialResult:
     """Drop *messages*, route with *kills* SIGKILLs at random progress points, rerun, count."""
@@ -108,9 +108,10 @@ def run_trial(
         done = sum(_routed(crm_path).values())
         if done >= messages:
             break  # nothing left to kill a run in
-        target = rng.randint(done + 1, max(done + 1, messages - batch_size))
+        # within this kill's share of what is left, so a later kill still finds work to cut
+        target = done + rng.randint(1, max(1, (messages - done) // (kills - killed + 1)))
         proc = _start(crm_url, url, batch_size)
-        killed += _kill_when(proc, crm_path, target, rng.uniform(0, 0.3), timeout)
+        killed += _kill_when(proc, crm_path, target, rng.uniform(0, 0.05), timeout)
     reruns = 0
     while True:  # rerun until a run finishes cleanly
         reruns += 1
