@@ -42,6 +42,7 @@ from fuzz_property import (  # noqa: E402
     Batch,
     BatchReport,
     check_batch,
+    demo_crm_template,
     items_of,
     scratch_dir,
 )
@@ -124,6 +125,7 @@ class Runner:
     def __init__(self, args: argparse.Namespace, sources: dict[str, bytes]):
         self.args, self.sources = args, sources
         self.work = scratch_dir("emailrouter-fuzz-")  # tmpfs when there is one
+        demo_crm_template()  # before forking: every batch process copies this one
         self.context = multiprocessing.get_context("fork")
         self.outcomes: Counter = Counter()
         self.classes: dict[str, list[tuple[str, str]]] = defaultdict(list)

@@ -116,15 +116,21 @@ def scratch_dir(prefix: str) -> Path:
 _TEMPLATE: list[Path] = []  # the demo CRM, seeded once per process and copied per batch
 
 
-def fresh_demo_crm(folder: Path) -> str:
-    """A demo CRM of its own for a batch: a copy of one seeded once (seeding is most of a small
-    batch's time)."""
+def demo_crm_template() -> Path:
+    """The seeded demo CRM every batch copies; made once, removed at exit. A process that forks
+    batch workers calls this first, so the workers (which skip atexit) share the parent's."""
     if not _TEMPLATE or not _TEMPLATE[0].exists():
         base = scratch_dir("emailrouter-fuzz-crm-")
         demo_crm(base)
         atexit.register(shutil.rmtree, base, ignore_errors=True)
         _TEMPLATE[:] = [base / "crm.sqlite"]
-    shutil.copyfile(_TEMPLATE[0], folder / "crm.sqlite")
+    return _TEMPLATE[0]
+
+
+def fresh_demo_crm(folder: Path) -> str:
+    """A demo CRM of its own for a batch: a copy of one seeded once (seeding is most of a small
+    batch's time)."""
+    shutil.copyfile(demo_crm_template(), folder / "crm.sqlite")
     return f"sqlite:///{folder / 'crm.sqlite'}"
 
 
