@@ -10,12 +10,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.emailrouter-installed
 SYSTEM_PACKAGES := .ci/system-packages.sh
 
-.PHONY: help venv demo test bench lint clean distclean
+.PHONY: help venv demo test bench fuzz lint clean distclean
 
 help:
 	@echo "make demo       run notebooks/04_run_routing_batch.ipynb on the demo data (into runs/)"
 	@echo "make test       system packages (when .ci/system-packages.sh exists), then pytest"
 	@echo "make bench      routing benchmark"
+	@echo "make fuzz       long fuzz run (FUZZ_CASES=50000 FUZZ_SEED=1), then the SIGKILL trials"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make clean      caches and build output (runs/ and .venv stay; distclean removes .venv)"
 
@@ -39,6 +40,13 @@ test:
 
 bench: $(STAMP)
 	$(PY) benchmarks/routing.py
+
+# Issue 12's property over mutated corpus messages, at scale; reproducers in benchmarks/_work/.
+FUZZ_CASES ?= 50000
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(PY) benchmarks/fuzz.py --cases $(FUZZ_CASES) --seed $(FUZZ_SEED)
+	$(PY) benchmarks/sigkill.py --seed $(FUZZ_SEED)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
