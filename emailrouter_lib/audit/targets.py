@@ -109,25 +109,38 @@ def collect_targets(
 
 
 def _one_row_per_address(targets: dict[str, Target]) -> list[Target]:
-    """Drop a "skipped" row for an address that another row connects to.
+    """One row per mailbox address.
 
-    A configuration can name a user under a provider we cannot read (Exchange) while a mailbox
-    URL, or another provider, reaches the same mailbox: listing it as both "skipped" and "ok" made
-    the report say two things about one mailbox. The connected row keeps where the skipped one
-    was named, and why that source was not used.
+    A configuration can name a user under a provider that cannot be read while a mailbox URL,
+    or another provider, reaches the same mailbox: listing it as both "skipped" and "ok" made
+    the report say two things about one mailbox. Likewise a configuration's own connection to a
+    mailbox that a given mailbox URL reads: the URL given wins. The row kept records where the
+    other was named, and why that source was not used.
     """
-    connected: dict[str, Target] = {}
+    first: dict[str, Target] = {}  # per address: the row a given URL reads, else the first one
     for row in targets.values():
         if row.address and row.skipped is None and row.url is not None:
-            connected.setdefault(row.address.lower(), row)
+            key = row.address.lower()
+            if key not in first or (_is_given(row) and not _is_given(first[key])):
+                first[key] = row
     rows = []
     for row in targets.values():
-        other = connected.get((row.address or "").lower()) if row.skipped else None
+        kept = first.get((row.address or "").lower())
+        other, why = None, row.skipped
+        if row.skipped:
+            other = kept
+        elif kept not in (None, row) and all(o.startswith("config ") for o in row.origins):
+            other = kept
+            why = f"{kept.origins[0]} reads this mailbox"
         if other is None:
             rows.append(row)
             continue
-        other.origins += [f"{origin} (not used: {row.skipped})" for origin in row.origins]
+        other.origins += [f"{origin} (not used: {why})" for origin in row.origins]
     return rows
+
+
+def _is_given(row: Target) -> bool:
+    return any(origin.startswith("mailboxes[") for origin in row.origins)
 
 
 def template_url(url_template: str, address: str, record_id: str = "") -> str:
