@@ -66,16 +66,6 @@ def alone(*mutations: str, source: str = SIMPLE, twin: bool = False, seed: int =
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 12, before its fixes: a lone surrogate (utf-7 +2AA-, unicode_escape) in a"
-    " Subject, name or attachment name raises UnicodeEncodeError in crm/sqlite.py create_emails"
-    " or in write_artifacts; raw 8-bit in an encoded word or a bytes-to-bytes charset label"
-    " raises UnicodeEncodeError/ValueError/LookupError in mail/charsets.py; a leading blank line"
-    " or a Received line without its colon gives twins one synthetic Message-ID and the second is"
-    " deleted as a duplicate; 20 KB header values without @ take seconds each. Remove this mark"
-    " once the decode, firewall and scan branches are merged",
-)
 @settings(
     max_examples=150,
     deadline=None,

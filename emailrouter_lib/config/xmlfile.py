@@ -123,6 +123,7 @@ def read_xml(
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
         message = _LXML_POSITION.sub("", exc.msg or str(exc))
+        message = " ".join(message.split())  # lxml's text can hold newlines: one line each
         raise ConfigSyntaxError(
             f"not well-formed XML: {message}; {remedy}", file=name, line=exc.lineno or None
         ) from None
