@@ -428,6 +428,8 @@ def _boundary_damage(raw: bytes, rng: random.Random) -> bytes:
         return raw[: match.start()] + b'boundary=""' + raw[match.end() :]
     if how == 3:  # a delimiter line damaged somewhere
         lines = [m.start() for m in re.finditer(re.escape(b"--" + boundary), raw)]
+        if not lines:  # the body never uses its boundary: nothing to damage
+            return raw
         at = rng.choice(lines) + 2 + rng.randrange(max(1, len(boundary)))
         return raw[:at] + b"\x00" + raw[at + 1 :]
     if how == 4:  # the quote is never closed

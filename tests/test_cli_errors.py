@@ -48,7 +48,7 @@ def one_error_line(result: subprocess.CompletedProcess) -> str:
         ("foo://crm@mail.example/INBOX", "unknown mailbox type foo://"),
         ("maildir://relative/path", "absolute path"),
         ("imaps://crm@mail.example/INBOX?password=hunter2", "must be a reference"),
-        ("imap://crm:hunter2@mail.example/INBOX", "a password written into the URL is refused"),
+        ("imap://crm:hunter2@mail.example/INBOX", "give it by reference"),
         (
             "imaps://crm@mail.example/INBOX?password=env:EMAILROUTER_SURELY_UNSET",
             "environment variable 'EMAILROUTER_SURELY_UNSET'",
@@ -62,7 +62,8 @@ def test_a_malformed_mailbox_is_a_usage_error_before_anything_runs(tmp_path, url
     good = maildir_url(tmp_path / "Maildir", owner=SUPPORT)
     result = emailrouter("route", "--mailbox", good, "--mailbox", url, "--crm", crm, "--quiet")
     line = one_error_line(result)
-    assert line.startswith("emailrouter: error: --mailbox ") and expected in line
+    # the command line's secret check (every flag) or route's own check of --mailbox says it
+    assert line.startswith("emailrouter: error: ") and "--mailbox" in line and expected in line
     assert "hunter2" not in line
     assert line.count(str(urlsplit(url).hostname)) == 1  # the URL is named once, not twice
     store = crm_store(crm)

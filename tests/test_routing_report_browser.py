@@ -50,7 +50,8 @@ def test_a_report_of_hostile_mail_runs_no_injected_script(chromium, tmp_path):  
         maildir_url(maildir, owner="queue:support@contoso.example"),
         run_id="hostile-run",
     )
-    assert result.ok and len(result.rows) == len(PAYLOADS) + 2
+    # every message has its outcome (one unparseable payload is quarantined), the mailbox read
+    assert [m.status for m in result.mailboxes] == ["ok"] and len(result.rows) == len(PAYLOADS) + 2
     assert result.counts.get("created", 0) >= 2  # the payloads reach the created rows too
     report = result.write_artifacts(tmp_path / "run")["report.html"]
 

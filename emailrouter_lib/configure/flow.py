@@ -191,10 +191,7 @@ class ConfigureResult:
                 access,
                 title="Test Access",
                 xlabel="connections",
-                colors=[
-                    GOOD if o == "ok" else (NEUTRAL if o == "skipped" else BAD)
-                    for o in sorted(access, key=lambda o: -access[o])
-                ],
+                colors=lambda o: GOOD if o == "ok" else (NEUTRAL if o == "skipped" else BAD),
             )
         return figures
 

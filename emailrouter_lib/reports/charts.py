@@ -7,7 +7,7 @@ into the picture, never written into the page's markup, and the ``alt`` text is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from emailrouter_lib.reports.figures import figure_html
 
@@ -20,14 +20,20 @@ def bar_chart(
     *,
     title: str,
     xlabel: str = "",
-    colors: Sequence[str] | str = ACCENT,
+    colors: Sequence[str] | str | Callable[[str], str] = ACCENT,
     limit: int = 15,
 ) -> str:
-    """A horizontal bar chart of *counts*, largest first, at most *limit* bars."""
+    """A horizontal bar chart of *counts*, largest first, at most *limit* bars.
+
+    *colors*: one colour, one per bar in that order, or a function of the bar's label (so a
+    caller colouring by outcome need not repeat the sort).
+    """
     import matplotlib.pyplot as plt
 
     items = sorted(((str(k), float(v)) for k, v in counts.items()), key=lambda kv: -kv[1])[:limit]
-    if isinstance(colors, str):
+    if callable(colors):
+        palette = [colors(k) for k, _ in items]
+    elif isinstance(colors, str):
         palette = [colors] * len(items)
     else:
         palette = list(colors)[: len(items)] + [ACCENT] * max(0, len(items) - len(colors))
