@@ -38,6 +38,7 @@ def _route(args: argparse.Namespace) -> int:
         "quarantine_dir": args.quarantine,
         "batch_size": args.batch_size,
         "max_concurrency": args.max_concurrency,
+        "lease_seconds": args.lease_seconds,
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
@@ -139,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="mailboxes routed at once (default: 4 when a mailbox is on a server, else 1)",
+    )
+    route.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long this run holds each mailbox without renewing (default 300): another run "
+        "skips a held mailbox, and takes over a crashed run's once its lease expired",
     )
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
     route.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,6 +10,10 @@ A crash anywhere is repaired by the next run: pending entries are checked agains
 chosen activity id, committed ones get their source action, and anything else is decided afresh,
 where the CRM's Message-ID check stops a second copy.
 
+A mailbox is routed only under its lease (``routing.lease``): a run that finds another live run's
+lease skips the mailbox, a crashed run's lease is taken over once it expired, and every ledger
+write is fenced by the lease, so two overlapping runs never route one mailbox at once.
+
 Mailboxes on servers run in a bounded thread pool (``max_concurrency``; DESIGN.md "Scale"; local
 folders, which are CPU-bound, run one after another): each with its own
 ledger connection, Exchange folders warmed one by one first, and steps 1–2 taken in turns so the
@@ -22,9 +26,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -33,12 +37,13 @@ from tqdm.auto import tqdm
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import open_crm
 from emailrouter_lib.crm.base import CrmBackend, Organization
-from emailrouter_lib.errors import EmailRouterError, MailboxError
+from emailrouter_lib.errors import EmailRouterError, LeaseHeldError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
+from emailrouter_lib.routing.lease import LeaseKeeper, LeaseOwner
 from emailrouter_lib.routing.ledger import COMMITTED, DONE, PENDING, Ledger, LedgerEntry
 from emailrouter_lib.routing.outgoing import run_outgoing
 from emailrouter_lib.routing.params import RoutingParams
@@ -157,6 +162,8 @@ class MailboxJob:
                 self.report,
                 context.crm_turn,
             ).run(entered=self.entered)
+        except LeaseHeldError as exc:  # another live run routes it: not an error of this run
+            self.report.status, self.report.error = "skipped", str(exc)
         except EmailRouterError as exc:
             if self.report.status != "interrupted":  # closing a dropped connection fails too
                 self.report.status, self.report.error = "error", str(exc)
@@ -233,7 +240,27 @@ class MailboxRun:
         return self.source.mailbox_id
 
     def run(self, *, entered: bool = False) -> None:
-        """Route the mailbox; *entered*: the source is connected already and stays open."""
+        """Route the mailbox under its lease; *entered*: the source is connected already and
+        stays open. ``LeaseHeldError`` before anything is read when another run holds it."""
+        with self._lease():
+            self._run(entered=entered)
+
+    @contextmanager
+    def _lease(self) -> Iterator[None]:
+        """Hold the mailbox's lease while it is routed, renewed in the background and by every
+        ledger write; given up at the end (a killed run's lease expires by itself)."""
+        seconds = self.params.lease_seconds
+        owner = LeaseOwner.this_process(self.run_id)
+        lease = self.ledger.acquire(self.mailbox_id, owner, seconds)
+        keeper = LeaseKeeper(lambda: Ledger.lease_store(self.ledger.path))
+        keeper.keep(lease, seconds)
+        try:
+            yield
+        finally:
+            keeper.stop()
+            self.ledger.release(lease)
+
+    def _run(self, *, entered: bool) -> None:
         decider = BatchDecider(
             self.crm,
             self.org,
@@ -284,6 +311,10 @@ class MailboxRun:
         self, entries: dict[str, LedgerEntry], present: set[str]
     ) -> dict[str, LedgerEntry]:
         """Finish what a killed run left half done; return the entries that still stand.
+
+        This runs under the mailbox's lease, so a pending entry here was left by a run whose
+        lease expired or was given up, never by a live run (which would have made this run skip
+        the mailbox); and each repair below is a fenced ledger write.
 
         Items the ledger calls done but that are still in the mailbox with a delete or move due
         (a POP3 session that died before QUIT never commits its DELEs) get their action again.
@@ -338,10 +369,31 @@ class MailboxRun:
         self.ledger.write(entries, self.run_id)
         emails = [d.email for d in decisions if d.email is not None]
         if emails:
-            self.crm.create_emails(emails)
+            refused = self.crm.create_emails(emails)
+            if refused:  # created meanwhile by another writer: the CRM's Message-ID check
+                entries = self._duplicates_at_write(decisions, refused)
+                emails = [e for e in emails if e.activityid not in refused]
             if self.org.enablesmartmatching:  # so later replies can match these too
                 store_new_email_hashes(self.crm, self.org, emails)
         return entries
+
+    def _duplicates_at_write(
+        self, decisions: Sequence[Decision], refused: set[str]
+    ) -> list[LedgerEntry]:
+        """Turn the decisions whose email the CRM refused into ``duplicate``s, in the ledger too
+        (a crash before this rewrite is repaired like any pending entry: its id is not in the
+        CRM, so the item is decided afresh, and found a duplicate then)."""
+        changed = []
+        for d in decisions:
+            if d.activityid in refused:
+                d.outcome, d.email = "duplicate", None
+                d.reason = (
+                    f"Duplicate: Message-ID {d.message_id} was created in the CRM by another"
+                    " writer while this run wrote it"
+                )
+                changed.append(self._entry(d))
+        self.ledger.write(changed, self.run_id)
+        return [self._entry(d) for d in decisions]
 
     def _finish(self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry]) -> None:
         """Mark committed, delete or move the source items, mark done, report."""
