@@ -29,8 +29,8 @@ from routing_helpers import (
 )
 
 from emailrouter_lib.crm.base import NewEmail
-from emailrouter_lib.errors import LeaseHeldError, LeaseLostError
-from emailrouter_lib.routing.lease import LeaseOwner
+from emailrouter_lib.errors import LeaseHeldError, LeaseLostError, RoutingError
+from emailrouter_lib.routing.lease import LeaseKeeper, LeaseOwner
 from emailrouter_lib.routing.ledger import PENDING, Ledger, LedgerEntry
 from emailrouter_lib.routing.params import RoutingParams
 
@@ -43,7 +43,8 @@ def routed_ids(crm_url: str) -> Counter:
 
 
 def files(folder: Path) -> list[Path]:
-    return [p for sub in ("new", "cur") if (folder / sub).is_dir() for p in (folder / sub).iterdir()]
+    subs = [folder / sub for sub in ("new", "cur") if (folder / sub).is_dir()]
+    return [path for sub in subs for path in sub.iterdir()]
 
 
 def start(crm_url: str, url: str, *extra: str, crash_at: str | None = None) -> subprocess.Popen:
@@ -240,3 +241,30 @@ def test_the_crm_creates_one_received_email_per_message_id_whatever_its_case(tmp
     assert crm.create_emails([sent]) == set()
     ids = [e["activityid"] for e in crm.emails(directioncode=0)]
     assert "a1" in ids and "a3" in ids and "a2" not in ids and "a4" not in ids
+
+
+def test_a_live_run_keeps_its_lease_through_a_step_longer_than_the_lease(tmp_path):
+    """The background renewal: a slow CRM write or fetch does not hand the mailbox over."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    lease = ledger.acquire("maildir:///box", LeaseOwner("run-1", "h1", 1), 1.5)
+    keeper = LeaseKeeper(lambda: Ledger.lease_store(path))
+    keeper.keep(lease, 1.5)
+    try:
+        time.sleep(2.5)  # one step, longer than the lease
+        with pytest.raises(LeaseHeldError):
+            Ledger(path).acquire("maildir:///box", LeaseOwner("run-2", "h2", 2), 300)
+        entry = LedgerEntry("maildir:///box", "k", PENDING, "created", "", "<a@x>", "id", "leave")
+        ledger.write([entry], "run-1")  # still the holder: accepted
+    finally:
+        keeper.stop()
+    assert ledger.entries("maildir:///box")["k"] == entry
+    ledger.close()
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, "300", 10**6])
+def test_lease_seconds_is_checked_at_the_door(tmp_path, bad):
+    with pytest.raises(RoutingError, match="lease_seconds must be a number of seconds"):
+        RoutingParams.from_mapping(
+            {"mailboxes": ["maildir:///x"], "crm": "sqlite:///c.sqlite", "lease_seconds": bad}
+        )

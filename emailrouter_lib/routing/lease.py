@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from emailrouter_lib.errors import LeaseHeldError, LeaseLostError
+from emailrouter_lib.errors import EmailRouterError, LeaseHeldError, LeaseLostError
 
 DEFAULT_LEASE_SECONDS = 300.0  # five minutes: server-side sync's own cadence
 
@@ -187,12 +187,15 @@ def _lost(lease: Lease, current: Lease | None, now: float) -> str:
     if current is not None and current.token != lease.token:
         why = f"it expired and was taken over: {current.describe()}"
     elif current is not None and current.expires_at <= now:
-        why = "it expired before this write (the run was paused or slow for longer than the lease)"
+        why = (
+            "it expired before this write (the run was paused, or could not renew it, for"
+            " longer than the lease lasts)"
+        )
     else:
         why = "no lease is recorded for the mailbox"
     return (
-        f"{mine}: {why}; the ledger write was refused and the mailbox stopped. Nothing is lost: "
-        "the next run recovers it; raise lease_seconds (--lease-seconds) if batches take longer"
+        f"{mine}: {why}; the ledger write was refused and this run stopped routing the mailbox;"
+        " nothing is lost: the lease holder or the next run finishes it"
     )
 
 
@@ -201,14 +204,14 @@ class LeaseKeeper:
     so one slow step (a throttled CRM write, a large fetch) does not let the lease expire under a
     live run. Each renewal opens its own connection: the run's connection belongs to its thread.
 
-    A failed renewal is kept in ``lost``; the run's next fenced ledger write refuses anyway.
+    It stops once the lease is lost (the run's next fenced ledger write refuses then); a renewal
+    that fails otherwise (the file busy past its timeout) is tried again at the next beat.
     """
 
     def __init__(self, open_store: Callable[[], AbstractContextManager[LeaseStore]]):
         self._open_store = open_store
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.lost: Exception | None = None
 
     def keep(self, lease: Lease, seconds: float) -> None:
         self._thread = threading.Thread(
@@ -221,9 +224,10 @@ class LeaseKeeper:
             try:
                 with self._open_store() as store:
                     lease = store.renew(lease, seconds)
-            except Exception as exc:  # the run's next fenced write refuses too
-                self.lost = exc
+            except LeaseLostError:
                 return
+            except (EmailRouterError, sqlite3.Error):
+                continue
 
     def stop(self) -> None:
         self._stop.set()

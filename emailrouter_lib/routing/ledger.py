@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +98,10 @@ class Ledger:
         return lease
 
     def release(self, lease: Lease) -> None:
+        """Give the lease up; if the file cannot be written now, the lease simply expires."""
         self._held.pop(lease.mailbox_id, None)
-        self.leases.release(lease)
+        with suppress(sqlite3.Error):
+            self.leases.release(lease)
 
     def _fence(self, mailbox_ids: Iterable[str]) -> int | None:
         """Inside a write transaction: refuse (``LeaseLostError``) unless this connection still
