@@ -93,7 +93,13 @@ class Ledger:
     def acquire(self, mailbox_id: str, owner: LeaseOwner, seconds: float) -> Lease:
         """Take the mailbox's lease (``LeaseHeldError`` while another run's is live); from now
         on every write of this connection for the mailbox is fenced by it and renews it."""
-        lease = self.leases.acquire(mailbox_id, owner, seconds)
+        try:
+            lease = self.leases.acquire(mailbox_id, owner, seconds)
+        except sqlite3.Error as exc:
+            raise RoutingError(
+                f"ledger {self.path}: cannot take the lease of mailbox {mailbox_id} ({exc});"
+                " check the file is writable and not on a network share, then run again"
+            ) from None
         self._held[mailbox_id] = (lease, seconds)
         return lease
 
