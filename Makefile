@@ -22,8 +22,9 @@ help:
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "Setting up the Python environment in $(VENV)/ (first run: a few minutes; pip shows what it fetches)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
 	touch $@
 
 demo: $(STAMP)

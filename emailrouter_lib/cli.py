@@ -42,6 +42,10 @@ def _route(args: argparse.Namespace) -> int:
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
+    if args.track:
+        from emailrouter_lib.mail.classify import TRACKED_CLASSES
+
+        params["tracked_classes"] = list(dict.fromkeys([*TRACKED_CLASSES, *args.track]))
     if args.outgoing or not (args.mailbox or args.config):
         # --outgoing adds sending; with --crm alone, sending is all there is to do
         params["directions"] = (["incoming"] if args.mailbox or args.config else []) + ["outgoing"]
@@ -140,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="mailboxes routed at once (default: 4 when a mailbox is on a server, else 1)",
+    )
+    route.add_argument(
+        "--track",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="also track this message class besides IPM.Note and out-of-office replies, e.g. "
+        "IPM.Note.SMIME.MultipartSigned (repeat)",
     )
     route.add_argument(
         "--lease-seconds",

@@ -143,6 +143,12 @@ class CrmThrottledError(CrmHTTPError):
         super().__init__(message, status=status, code=code)
 
 
+class CrmRecordError(CrmError):
+    """The CRM refused a write because of what one of its records holds (a constraint, a value
+    it cannot store), not because it is unreachable: routing writes the batch again without the
+    refused email and quarantines that one; any other :class:`CrmError` stops the mailbox."""
+
+
 class RoutingError(EmailRouterError):
     """A routing batch cannot run: bad parameters, or the ledger is unusable."""
 
@@ -174,6 +180,7 @@ __all__ = [
     "CrmAuthError",
     "CrmError",
     "CrmHTTPError",
+    "CrmRecordError",
     "CrmThrottledError",
     "CrmURLError",
     "EmailRouterError",

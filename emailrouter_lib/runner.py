@@ -316,11 +316,22 @@ def prepare_run_dir(run_dir: str | Path | None = "", run_id: str | None = "") ->
     """The folder a notebook writes its artifacts to, created if needed.
 
     Under the runner both are given; run interactively (both empty) a fresh ``runs/<run-id>``
-    beside the current directory is used, so an interactive run never overwrites a batch run.
+    is used, so an interactive run never overwrites a batch run: the project's ``runs/`` when
+    JupyterLab runs the notebook in the project's ``notebooks/`` folder (where it starts the
+    kernel), else ``runs/`` in the current directory.
     """
-    path = Path(run_dir) if run_dir else Path("runs") / (run_id or new_run_id())
+    path = Path(run_dir) if run_dir else _runs_root() / (run_id or new_run_id())
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
+
+
+def _runs_root(cwd: Path | None = None) -> Path:
+    """``runs/`` of the project when *cwd* is its ``notebooks/`` folder, else ``cwd/runs``."""
+    cwd = Path.cwd() if cwd is None else cwd
+    project = cwd.parent
+    if cwd.name == "notebooks" and (project / "params").is_dir():
+        return project / "runs"
+    return cwd / "runs"
 
 
 @contextlib.contextmanager

@@ -206,8 +206,12 @@ class Dovecot:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start_dovecot(*, tls: bool = False, attempts: int = 3) -> Dovecot:
-    """Start a Dovecot in a fresh directory; ready when every listener greets."""
+def start_dovecot(*, tls: bool = False, attempts: int = 3, extra_config: str = "") -> Dovecot:
+    """Start a Dovecot in a fresh directory; ready when every listener greets.
+
+    *extra_config* is appended to the config (``{root}`` is the server's directory), e.g. the
+    namespaces of a server whose folders live under ``INBOX.``.
+    """
     binary = dovecot_binary()
     if not binary:
         raise ServerUnavailable(
@@ -231,7 +235,7 @@ def start_dovecot(*, tls: bool = False, attempts: int = 3) -> Dovecot:
         names = ["pop3", "imap", "lmtp", "auth"] + (["pop3s", "imaps"] if tls else [])
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         ca_file = _make_certificates(root) if tls else None
-        _write_config(root, ports, tls)
+        _write_config(root, ports, tls, extra_config.replace("{root}", str(root)))
         stdout = open(root / "log" / "stdout", "wb")  # noqa: SIM115 - lives as long as the server
         process = subprocess.Popen(
             [binary, "-F", "-c", str(root / "dovecot.conf")],
@@ -287,7 +291,7 @@ def _log_tail(server: Dovecot, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _write_config(root: Path, ports: dict[str, int], tls: bool) -> None:
+def _write_config(root: Path, ports: dict[str, int], tls: bool, extra: str = "") -> None:
     for sub in ("run", "state", "mail", "log"):
         (root / sub).mkdir(exist_ok=True)
     if os.geteuid() == 0:
@@ -363,7 +367,7 @@ service anvil {{
   }}
 }}
 """
-    (root / "dovecot.conf").write_text(config)
+    (root / "dovecot.conf").write_text(config + extra)
     (root / "users").write_text("".join(f"{u}:{{PLAIN}}{p}\n" for u, p in USERS.items()))
     os.chmod(root / "dovecot.conf", 0o644)
     os.chmod(root / "users", 0o644)

@@ -189,36 +189,31 @@ def test_load_data_from_the_demo_crm_is_a_plan(sample, demo_crm):
     editor.set_entry("user", seed.BOB.id, outgoing=None)  # Bob: in, but not out yet
     before = sample.read_bytes()
     plan = plan_load_data(editor, demo_crm.recipients())
-    assert sample.read_bytes() == before and editor.entry(seed.ALICE.id) is None  # only a plan
+    assert sample.read_bytes() == before and editor.entry(seed.BOB.id).outgoing is None  # a plan
     rows = {r.email_address or r.id: r for r in plan.rows}
     alice = rows[seed.ALICE.address]
     assert (alice.action, alice.incoming, alice.outgoing) == (
-        "new",
+        "unchanged",
         "Exchange 2010 incoming",
         "SMTP outgoing",
     )
     bob = rows[seed.BOB.address]
     assert (bob.action, bob.was_outgoing, bob.outgoing) == ("changed", None, "SMTP outgoing")
-    frank = rows[seed.FRANK.address]  # Forward Mailbox delivery: through the first forward box
-    assert frank.action == "new" and frank.forward_mailbox == "crm-sink@contoso.com"
-    assert rows[seed.SUPPORT.address].action == "new"
-    assert rows[seed.GINA.address].action == "skipped"
-    assert "not approved" in rows[seed.GINA.address].reason
+    frank = rows[seed.FRANK.address]  # Forward Mailbox delivery: the sample's forward box
+    assert frank.forward_mailbox == "crm-sink@contoso.com"
+    # the demo CRM holds the records the bundled sample names, by the same GUIDs (issue 15.6)
+    assert rows[seed.SUPPORT.address].action == "unchanged"
+    assert rows[seed.SALES.address].action == "unchanged"
+    gina = rows[seed.GINA.address]  # listed in the sample, but her address is not approved
+    assert gina.action == "gone" and "not approved" in gina.reason
     assert seed.DANA.address not in rows  # the CRM does not route Dana's mail: not listed
-    gone = [r for r in plan.rows if r.action == "gone"]
-    assert {r.id for r in gone} == {
-        "0a1b2c3d-13d8-e011-9077-00155d012a01",
-        "0a1b2c3d-13d8-e011-9077-00155d012a02",
-        "0a1b2c3d-13d8-e011-9077-00155d012a03",
-        "5e6f7a8b-19d8-e011-9077-00155d012b01",
-        "5e6f7a8b-19d8-e011-9077-00155d012b02",
-    }
-    assert plan.counts()["new"] == 4 and plan.counts()["changed"] == 1
+    assert [r.id for r in plan.rows if r.action == "gone"] == [seed.GINA.id]
+    assert plan.counts()["new"] == 0 and plan.counts()["changed"] == 2
     assert "changed" in str(plan) and "<table>" in plan._repr_html_()
 
-    assert apply_load_data(editor, plan, demo_crm.recipients()) == 10
+    assert apply_load_data(editor, plan, demo_crm.recipients()) == 3
     assert editor.entry(seed.ALICE.id).email_address == seed.ALICE.address
-    assert editor.entry("0a1b2c3d-13d8-e011-9077-00155d012a01") is None
+    assert editor.entry(seed.GINA.id) is None
     again = plan_load_data(editor, demo_crm.recipients())
     assert again.changes == [] and again.counts()["unchanged"] == 5
     assert apply_load_data(editor, again) == 0
@@ -230,11 +225,32 @@ def test_load_data_from_the_demo_crm_is_a_plan(sample, demo_crm):
     assert validate_config(reread.config).ok
 
 
+def test_load_data_never_drops_a_profile_unasked(sample, demo_crm):
+    """The POP3 profile serves only the Sales queue: when Sales is gone from the CRM, removing
+    its entry would remove the profile (server, port, SSL) too. The plan says so and keeps it
+    unless asked (issue 15.6)."""
+    records = [r for r in demo_crm.recipients() if r.id != seed.SALES.id]
+    editor = ConfigEditor(load_config(sample))
+    plan = plan_load_data(editor, records)
+    sales = next(r for r in plan.rows if r.id == seed.SALES.id)
+    assert sales.action == "gone" and sales.removes_profile == "POP3 incoming"
+    assert plan.kept_profiles == ["POP3 incoming"] and sales not in plan.changes
+    assert "kept 'POP3 incoming'" in plan.summary() and "removes profile" in str(plan)
+    apply_load_data(editor, plan, records)
+    assert editor.entry(seed.SALES.id) is not None
+    assert "POP3 incoming" in {p.profile_name for p in editor.config.providers}
+
+    asked = plan_load_data(editor, records, remove_profiles=True)
+    assert asked.kept_profiles == [] and apply_load_data(editor, asked, records) == 1
+    assert editor.entry(seed.SALES.id) is None
+    assert "POP3 incoming" not in {p.profile_name for p in editor.config.providers}
+
+
 def test_load_data_can_keep_gone_entries(sample, demo_crm):
     editor = ConfigEditor(load_config(sample))
     plan = plan_load_data(editor, demo_crm.recipients(), remove_gone=False)
     apply_load_data(editor, plan)
-    assert editor.entry("0a1b2c3d-13d8-e011-9077-00155d012a01") is not None
+    assert editor.entry(seed.GINA.id) is not None
 
 
 # --- Publish ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from fixtures_migration import (  # noqa: F401
 )
 
 from emailrouter_lib.config import load_config
+from emailrouter_lib.crm import demo as seed
 from emailrouter_lib.errors import ConfigError, ConfigSyntaxError
 from emailrouter_lib.migration import (
     PlanOptions,
@@ -30,12 +31,7 @@ from emailrouter_lib.migration import (
     write_plan,
 )
 from emailrouter_lib.migration import mapping as m
-from emailrouter_lib.migration.demo import (
-    DEMO_IDS,
-    SAMPLE_IDS,
-    SAMPLE_PASSWORD_TEXT,
-    render_config,
-)
+from emailrouter_lib.migration.demo import SAMPLE_PASSWORD_TEXT, prepare_migration_demo
 from emailrouter_lib.migration.model import MailboxPlan, MigrationPlan
 
 FIXED = PlanOptions(created="2024-03-08T00:00:00Z")
@@ -81,7 +77,7 @@ def test_reference_sample_plans_microsofts_mapping(sample):  # noqa: F811
     assert pop3.incomingusessl and not pop3.outgoingusessl
 
     by_owner = {mb.owner: mb for mb in plan.mailboxes}
-    a01, a03 = (f"user:{SAMPLE_IDS[k]}" for k in ("USER_A01", "USER_A03"))
+    a01, a03 = f"user:{seed.ALICE.id}", f"user:{seed.FRANK.id}"
     assert by_owner[a01].emailserverprofile == exchange.name
     alice = by_owner[a01]
     assert (alice.incomingemaildeliverymethod, alice.outgoingemaildeliverymethod) == (2, 2)
@@ -89,7 +85,7 @@ def test_reference_sample_plans_microsofts_mapping(sample):  # noqa: F811
     forward = by_owner["forward:crm-sink@contoso.com"]
     assert forward.isforwardmailbox and forward.name == "CRM sink"
     assert forward.processanddeleteemails is True and forward.outgoingemaildeliverymethod == 0
-    assert by_owner[f"queue:{SAMPLE_IDS['QUEUE_B02']}"].emailserverprofile == pop3.name
+    assert by_owner[f"queue:{seed.SALES.id}"].emailserverprofile == pop3.name
     assert len(plan.mailboxes) == 6 and not plan.not_migrated
     assert {"non-ssl", "exchange-smtp", "no-crm"} <= set(codes(plan))
 
@@ -142,18 +138,17 @@ def _content(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_reference_sample_against_the_demo_crm_skips_unknown_ids(sample, demo_crm):  # noqa: F811
+def test_reference_sample_against_the_demo_crm_finds_every_mailbox(sample, demo_crm):  # noqa: F811
+    """`emailrouter crm init --demo` creates the records the bundled sample names (issue 15.6)."""
     plan = build_plan([load_config(sample)], demo_crm, FIXED)
-    skipped = [mb for mb in plan.mailboxes if mb.action == "skip"]
-    assert len(skipped) == 5 and all(mb.reason == "not in the CRM" for mb in skipped)
-    assert codes(plan).count("not-in-crm") == 5
+    assert [mb.owner for mb in plan.mailboxes if mb.action == "skip"] == []
+    assert "not-in-crm" not in codes(plan)
     assert mailbox(plan, "forward:crm-sink@contoso.com").action == "create"
 
 
-def test_demo_config_is_the_sample_with_demo_guids(sample):  # noqa: F811
-    assert render_config(SAMPLE_IDS) == sample.read_text(encoding="utf-8")
-    demo = render_config(DEMO_IDS)
-    assert all(guid not in demo for guid in SAMPLE_IDS.values())
+def test_demo_config_is_the_bundled_sample(sample, tmp_path):  # noqa: F811
+    demo = prepare_migration_demo(tmp_path)
+    assert demo.config.read_bytes() == sample.read_bytes()
 
 
 # --- variants of one router ----------------------------------------------------------------------
@@ -254,7 +249,7 @@ def test_crm_checks_warn_about_approval_disabled_and_unlisted(demo_crm):  # noqa
     plan = plan_of("router-a.xml", "minimal.xml", crm=demo_crm)
     found = {(w.code, w.owner) for w in plan.warnings}
     assert ("mailbox-disabled", "user:de4ba532-b6b5-544c-9b3c-eae548223396") in found  # Dana
-    assert ("not-approved", "user:a1e634c5-dd7f-5f28-87a4-8c9ec0e91883") in found  # Gina
+    assert ("not-approved", "user:0a1b2c3d-13d8-e011-9077-00155d012a02") in found  # Gina
     unlisted = plan_of("minimal.xml", crm=demo_crm)
     assert "not-in-config" in codes(unlisted)  # Alice, Bob, Frank, the queues…
     assert plan.organization.current == 1 and plan.organization.action == "update"

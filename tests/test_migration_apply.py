@@ -39,8 +39,8 @@ from emailrouter_lib.migration import apply as apply_module
 from emailrouter_lib.migration.cli import main
 from emailrouter_lib.migration.demo import prepare_migration_demo
 
-FRANK = "user:acb81b86-52b1-5d6c-a758-3bef08cbfc6e"
-SUPPORT_QUEUE = "3fdfe281-da4c-5aeb-9fc4-a9feef4784db"  # in router-a.xml, planned 2 / 2
+FRANK = "user:0a1b2c3d-13d8-e011-9077-00155d012a03"
+SUPPORT_QUEUE = "5e6f7a8b-19d8-e011-9077-00155d012b01"  # in router-a.xml, planned 2 / 2
 ROUTERS = ("router-a.xml", "router-b.xml")
 
 

@@ -175,7 +175,7 @@ def test_an_exchange_provider_sends_from_the_users_mailbox(tmp_path):
     got = choice.choose(ALICE)
     assert got.problem is None and got.url == (
         "ewss://CONTOSO%5Csvc@mail.contoso.example/EWS/Exchange.asmx?mailbox=alice@contoso.example"
-        "&auth=ntlm&password=env:EWS_PW&access=delegate"
+        "&auth=ntlm&access=delegate&password=env:EWS_PW"
     )
 
 

@@ -26,6 +26,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     load.add_argument("--crm", required=True, metavar="URL", help="e.g. sqlite:///crm.sqlite")
     load.add_argument("--deployment", metavar="URL", help="CRM server URL (default: the only one)")
     load.add_argument("--keep-gone", action="store_true", help="keep entries the CRM no longer has")
+    load.add_argument(
+        "--remove-profiles",
+        action="store_true",
+        help="also remove a profile whose last user or queue is gone (kept otherwise)",
+    )
     load.add_argument("--to", metavar="PATH", help="publish to this file instead of PATH")
     load.add_argument("--apply", action="store_true", help="write the file (after a backup)")
     load.set_defaults(func=_load_data)
@@ -75,7 +80,11 @@ def _load_data(args: argparse.Namespace) -> int:
     finally:
         crm.close()
     plan = plan_load_data(
-        editor, records, deployment=args.deployment, remove_gone=not args.keep_gone
+        editor,
+        records,
+        deployment=args.deployment,
+        remove_gone=not args.keep_gone,
+        remove_profiles=args.remove_profiles,
     )
     print(plan)
     apply_load_data(editor, plan, records)

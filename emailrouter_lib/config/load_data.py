@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from emailrouter_lib.config.edit import ConfigEditor, Entry
@@ -55,6 +55,9 @@ class LoadDataRow:
     was_outgoing: str | None = None
     was_forward_mailbox: str | None = None
     reason: str = ""
+    # A "gone" entry that is the last user or queue of a provider: removing it removes that
+    # provider, and with it a profile's server settings; done only when asked (remove_profiles).
+    removes_profile: str | None = None
 
 
 @dataclass
@@ -64,20 +67,44 @@ class LoadDataPlan:
     deployment: str
     rows: list[LoadDataRow] = field(default_factory=list)
     remove_gone: bool = True
+    remove_profiles: bool = False
+
+    def applies(self, row: LoadDataRow) -> bool:
+        """Whether :func:`apply_load_data` carries *row* out."""
+        if row.action in ("new", "changed"):
+            return True
+        if row.action != "gone" or not self.remove_gone:
+            return False
+        return row.removes_profile is None or self.remove_profiles
+
+    @property
+    def kept_profiles(self) -> list[str]:
+        """Profiles a "gone" entry would remove but that stay, since nobody asked for it."""
+        return sorted(
+            {r.removes_profile for r in self.rows if r.removes_profile and not self.applies(r)}
+        )
 
     def counts(self) -> dict[str, int]:
         return {action: sum(r.action == action for r in self.rows) for action in ACTIONS}
 
     @property
     def changes(self) -> list[LoadDataRow]:
-        return [r for r in self.rows if r.action in ("new", "changed", "gone")]
+        return [r for r in self.rows if self.applies(r)]
 
     def to_records(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rows]
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {a}" for a, n in self.counts().items() if n)
-        return f"Load Data for {self.deployment}: {counts or 'nothing in the CRM'}"
+        text = f"Load Data for {self.deployment}: {counts or 'nothing in the CRM'}"
+        kept = self.kept_profiles
+        if kept:
+            names = ", ".join(repr(k) for k in kept)
+            text += (
+                f"; kept {names}: removing its last user or queue would remove the profile"
+                " (ask for it with remove_profiles / --remove-profiles)"
+            )
+        return text
 
     def __str__(self) -> str:
         lines = [self.summary()]
@@ -86,12 +113,13 @@ class LoadDataPlan:
             lines.append(
                 f"  {r.action:9} {r.kind:5} {r.email_address or r.id}  {route} out={r.outgoing}"
                 + (f"  ({r.reason})" if r.reason else "")
+                + (f"  [removes profile {r.removes_profile!r}]" if r.removes_profile else "")
             )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         shown = ("action", "kind", "name", "email_address", "incoming", "forward_mailbox")
-        shown += ("outgoing", "reason")
+        shown += ("outgoing", "reason", "removes_profile")
         head = "".join(f"<th>{c}</th>" for c in shown)
         body = "".join(
             "<tr>"
@@ -114,8 +142,14 @@ def plan_load_data(
     *,
     deployment: str | None = None,
     remove_gone: bool = True,
+    remove_profiles: bool = False,
 ) -> LoadDataPlan:
-    """Compare the CRM's users and queues with the configuration of one deployment."""
+    """Compare the CRM's users and queues with the configuration of one deployment.
+
+    A "gone" entry that is the last one a provider lists would take that provider's profile
+    (server, credentials) out of the file with it; the row says so, and it is removed only with
+    *remove_profiles*, so Load Data never drops a profile silently.
+    """
     target = editor.deployment(deployment)
     url = target.crm_server_url
     forwards = editor.forward_mailboxes(url)
@@ -124,7 +158,7 @@ def plan_load_data(
         for e in editor.entries()
         if e.id and e.kind != "forward" and _same(e.deployment, url)
     }
-    plan = LoadDataPlan(url, remove_gone=remove_gone)
+    plan = LoadDataPlan(url, remove_gone=remove_gone, remove_profiles=remove_profiles)
     seen: set[str] = set()
     for record in records:
         record_id = record.id.strip().strip("{}").lower()
@@ -188,6 +222,22 @@ def plan_load_data(
                     reason="not in the CRM (deleted, or another organisation's record)",
                 )
             )
+    return _mark_profile_removals(editor, plan)
+
+
+def _mark_profile_removals(editor: ConfigEditor, plan: LoadDataPlan) -> LoadDataPlan:
+    """Name, on each "gone" row, the profile its removal would leave serving nobody."""
+    gone = {r.id for r in plan.rows if r.action == "gone"}
+    emptied: dict[str, str] = {}
+    for provider in editor.config.providers:
+        listed = [i.lower() for i in (*provider.user_ids, *provider.queue_ids)]
+        if listed and not provider.email_address and set(listed) <= gone:
+            for record_id in listed:
+                emptied.setdefault(record_id, provider.profile_name or provider.label)
+    plan.rows = [
+        replace(r, removes_profile=emptied[r.id]) if r.action == "gone" and r.id in emptied else r
+        for r in plan.rows
+    ]
     return plan
 
 
@@ -215,7 +265,7 @@ def apply_load_data(
                 deployment=plan.deployment,
             )
             done += 1
-        elif row.action == "gone" and plan.remove_gone:
+        elif row.action == "gone" and plan.applies(row):
             editor.remove_entry(row.id)
             done += 1
     return done

@@ -30,6 +30,7 @@ class ConfigureParams:
     crm: str = ""
     deployment: str | None = None
     remove_gone: bool = True
+    remove_profiles: bool = False  # let Load Data remove a profile whose last user/queue is gone
     check_access: bool = True
     access_password: str | None = None
     access_overrides: dict[str, str] = field(default_factory=dict)
@@ -197,7 +198,11 @@ def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
         finally:
             crm.close()
         load_plan = plan_load_data(
-            editor, records, deployment=p.deployment, remove_gone=p.remove_gone
+            editor,
+            records,
+            deployment=p.deployment,
+            remove_gone=p.remove_gone,
+            remove_profiles=p.remove_profiles,
         )
         apply_load_data(editor, load_plan, records)
     access_report = _test_access(editor, p) if p.check_access else access.AccessReport()

@@ -2,8 +2,9 @@
 
 Every value other code or a test relies on (addresses, ids, Message-IDs, tracking tokens,
 conversation indexes) is a constant here, so the scenario messages, the notebooks and the tests
-all speak about the same records. Ids are derived from names (uuid5) and dates are fixed, so two
-seeds hold the same records with the same ids (only activity-party and attachment ids differ).
+all speak about the same records. Ids are derived from names (uuid5), or are the bundled sample
+configuration's GUIDs for the users and queues it lists, and dates are fixed, so two seeds hold the
+same records with the same ids (only activity-party and attachment ids differ).
 
 Who is who:
 
@@ -75,7 +76,21 @@ class DemoRecord:
 
 
 def _record(entity: str, key: str, name: str, address: str) -> DemoRecord:
-    return DemoRecord(entity, demo_id(entity, key), name, address)
+    return DemoRecord(
+        entity, SAMPLE_CONFIG_IDS.get(f"{entity}/{key}") or demo_id(entity, key), name, address
+    )
+
+
+# The bundled sample ``Microsoft.Crm.Tools.EmailAgent.xml`` names users and queues by these GUIDs;
+# the demo CRM's records carry them, so every flow run on "the demo" (audit, rules, migration,
+# Load Data, from the notebooks or the command) finds the mailboxes the file lists. One set of ids.
+SAMPLE_CONFIG_IDS: dict[str, str] = {
+    "systemuser/alice": "0a1b2c3d-13d8-e011-9077-00155d012a01",
+    "systemuser/gina": "0a1b2c3d-13d8-e011-9077-00155d012a02",
+    "systemuser/frank": "0a1b2c3d-13d8-e011-9077-00155d012a03",
+    "queue/support": "5e6f7a8b-19d8-e011-9077-00155d012b01",
+    "queue/sales": "5e6f7a8b-19d8-e011-9077-00155d012b02",
+}
 
 
 # -- users --------------------------------------------------------------------------------------

@@ -45,9 +45,18 @@ from emailrouter_lib.crm.base import (
     check_recipient_update,
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
-from emailrouter_lib.errors import CrmError
+from emailrouter_lib.errors import CrmError, CrmRecordError
 
 SCHEMA_VERSION = 1
+# What one row's values cause (a trigger's RAISE is a constraint), as opposed to the file's state.
+_RECORD_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.DataError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    ValueError,  # UnicodeEncodeError: a lone surrogate
+    OverflowError,
+)
 
 # Values per IN (...) list: a batch of a few thousand addresses costs a handful of statements.
 # A statement that repeats the list (one SELECT per email column) gets a smaller chunk, so that
@@ -500,11 +509,14 @@ class SqliteCrm:
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [row for row in attachment_rows if row[1] not in refused],
                 )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            # A constraint or a value SQLite cannot bind (a lone surrogate, an integer too large)
+            # belongs to a record; a locked or broken file to the whole CRM.
+            record = isinstance(exc, _RECORD_ERRORS)
             first = emails[0].messageid
-            raise CrmError(
+            raise (CrmRecordError if record else CrmError)(
                 f"{self.url}: could not create {len(emails)} email(s) (first Message-ID "
-                f"{first}): {exc}; nothing was written, the batch can be retried"
+                f"{first!r}): {exc}; nothing was written, the batch can be retried"
             ) from exc
         return refused
 

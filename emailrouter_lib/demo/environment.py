@@ -24,6 +24,13 @@ class DemoEnvironment:
     mailbox_urls: list[str]
 
 
+def wants_demo(demo: bool | None, *given: object) -> bool:
+    """Whether a notebook runs on the demo: when asked (``demo=True``), or, with ``demo=None``,
+    when none of *given* (mailboxes, CRM, configuration) is set, so a notebook opened and run
+    as it is shows the demo instead of an error about missing parameters."""
+    return bool(demo) or (demo is None and not any(given))
+
+
 def prepare_demo_environment(workdir: str | Path) -> DemoEnvironment:
     """Create (or recreate) the demo CRM and mailboxes under *workdir*."""
     workdir = Path(workdir).resolve()
@@ -100,6 +107,7 @@ def prepare_audit_demo(workdir: str | Path) -> AuditDemo:
     config.write_text(
         _AUDIT_CONFIG.format(
             pop3="127.0.0.1:1",  # nothing listens on port 1: "connection refused" at once
+            ews="https://127.0.0.1:1/EWS/Exchange.asmx",  # the same for Exchange
             bob=seed.BOB.id,
             gina=seed.GINA.id,
             alice=seed.ALICE.id,
@@ -164,7 +172,7 @@ _AUDIT_CONFIG = """<?xml version="1.0" encoding="utf-8"?>
     <ProfileName>Exchange incoming</ProfileName>
     <Direction>Inbound</Direction>
     <EmailServerType>Exchange2010</EmailServerType>
-    <EmailServerUrl>https://mail.contoso.example/EWS/Exchange.asmx</EmailServerUrl>
+    <EmailServerUrl>{ews}</EmailServerUrl>
     <EmailAccessCredentials>OtherSpecified</EmailAccessCredentials>
     <EmailUser>CONTOSO\\svc-emailrouter</EmailUser>
     <UseSsl>true</UseSsl>
@@ -177,7 +185,7 @@ _AUDIT_CONFIG = """<?xml version="1.0" encoding="utf-8"?>
     <ProfileName>Exchange forward mailbox</ProfileName>
     <Direction>Inbound</Direction>
     <EmailServerType>Exchange2010</EmailServerType>
-    <EmailServerUrl>https://mail.contoso.example/EWS/Exchange.asmx</EmailServerUrl>
+    <EmailServerUrl>{ews}</EmailServerUrl>
     <IsForwardMailbox>true</IsForwardMailbox>
     <EmailAddress>{forward}</EmailAddress>
     <DeleteEmails>true</DeleteEmails>

@@ -5,6 +5,11 @@ Outlook's ``ks_c_5601-1987``, charsets Python has never heard of). Routing must 
 something readable, so every decode here falls back: the declared charset, then UTF-8, then
 Windows-1252 with replacement characters. RFC 2047 encoded words are decoded by hand because the
 stdlib's ``decode_header`` raises on bad base64 and mangles non-ASCII text around encoded words.
+
+Decoding succeeding is not enough: some codecs (UTF-7, ``unicode_escape``) turn bytes into lone
+UTF-16 surrogates, text no database, file or JSON encoder will take. :func:`storable` is the one
+place that repairs such text; :class:`~emailrouter_lib.mail.message.ParsedMessage` runs every
+answer it hands out through it, so no caller has to.
 """
 
 from __future__ import annotations
@@ -42,41 +47,74 @@ _SIBLINGS = {"iso2022_jp_ext": ("cp932", "euc_jp")}
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _BLANKS = " \t\r\n"  # what may stand between two encoded words of one text
+_MAX_LABEL = 64  # no real charset label is longer; longer ones would only fill the cache
+# Code points no UTF-8 encoder accepts: a Python str may hold them, a stored text may not.
+_SURROGATES = re.compile("[\ud800-\udfff]+")
 
 
 @lru_cache(maxsize=256)
 def codec_for(charset: str | None) -> str | None:
     """The Python codec to decode a declared MIME charset with, or None when unusable."""
-    if not charset:
+    if not charset or len(charset) > _MAX_LABEL:
         return None
     name = charset.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
         info = codecs.lookup(name)
-        b"".decode(info.name)  # refuses bytes-to-bytes codecs such as "base64"
-    except (LookupError, ValueError):
+    except (LookupError, ValueError, TypeError):  # unknown, or a label with NUL or surrogates
+        return None
+    # Bytes-to-bytes codecs ("base64", "zlib", "rot13", "uu", "hex", "bz2", "quopri") are not
+    # charsets: bytes.decode() refuses them with LookupError. (``b"".decode(name)`` cannot tell,
+    # since decoding nothing never looks the codec up.) The codec registry marks them.
+    if not getattr(info, "_is_text_encoding", True):
         return None
     return info.name
 
 
-def decode_bytes(data: bytes, charset: str | None = None) -> str:
-    """Decode text bytes: declared charset, else UTF-8, else Windows-1252 with replacements."""
+# What a codec may raise besides UnicodeDecodeError: "idna", "punycode" and "undefined" raise
+# UnicodeError, others ValueError or TypeError, and a codec registered by some package anything.
+_DECODE_ERRORS = (UnicodeError, ValueError, LookupError, TypeError)
+
+
+def decode_bytes(data: bytes, charset: str | None = None, *, utf8_first: bool = False) -> str:
+    """Decode text bytes: declared charset, else UTF-8, else Windows-1252 with replacements.
+
+    With ``utf8_first`` UTF-8 is tried before the declared charset: right for raw 8-bit bytes
+    in headers, which today's mailers write as UTF-8 whatever else the message declares. Never
+    raises; the text may still need :func:`storable`.
+    """
     codec = codec_for(charset)
+    if utf8_first and codec != "utf-8":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     if codec is not None:
         for candidate in (codec, *_SIBLINGS.get(codec, ())):
             try:
                 return data.decode(candidate)
-            except (UnicodeDecodeError, ValueError):
+            except _DECODE_ERRORS:
                 pass
-    if codec != "utf-8":
+    if codec != "utf-8" and not utf8_first:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
     try:
         return data.decode(codec or "cp1252", "replace")
-    except (UnicodeDecodeError, ValueError):  # pragma: no cover - codecs that fail even so
+    except _DECODE_ERRORS:  # codecs that fail even with replacement ("undefined")
         return data.decode("cp1252", "replace")
+
+
+def storable(text: str) -> str:
+    """*text* with every surrogate code point replaced by U+FFFD, so that it encodes as UTF-8.
+
+    Returns *text* itself (the same object) when nothing needed replacing, so callers can tell.
+    ASCII text, nearly all of it, is answered without a scan.
+    """
+    if text.isascii() or _SURROGATES.search(text) is None:
+        return text
+    return _SURROGATES.sub(lambda found: "\ufffd" * len(found.group()), text)
 
 
 def has_raw_8bit(value: str) -> bool:
@@ -84,11 +122,18 @@ def has_raw_8bit(value: str) -> bool:
     return not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value)
 
 
-def text_from_raw_header(value: str) -> str:
-    """Undo surrogateescape: raw 8-bit header bytes become text (UTF-8, else Windows-1252)."""
+def text_from_raw_header(value: str, charset: str | None = None) -> str:
+    """Undo surrogateescape: raw 8-bit header bytes become text.
+
+    UTF-8 first, then the declared *charset* (if the caller knows one), then Windows-1252.
+    """
     if value.isascii() or not has_raw_8bit(value):
         return value
-    return decode_bytes(value.encode("ascii", "surrogateescape"))
+    try:
+        data = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # already text besides the escaped bytes: leave it to storable()
+        return value
+    return decode_bytes(data, charset, utf8_first=True)
 
 
 def unfold(value: str) -> str:
@@ -102,15 +147,37 @@ def unfold(value: str) -> str:
     return value
 
 
+def _word_bytes(charset: str, text: str) -> bytes:
+    """The bytes of a Q word's text, which may hold raw 8-bit bytes already read as text.
+
+    A mailer that puts raw 8-bit bytes into an encoded word means them in the word's charset, so
+    the characters go back into bytes in that charset (UTF-8 when it cannot hold them).
+    """
+    try:
+        return text.encode("ascii", "surrogateescape")  # ASCII, or raw bytes not yet read
+    except UnicodeEncodeError:
+        pass
+    codec = codec_for(charset)
+    if codec is not None:
+        try:
+            return text.encode(codec)
+        except (UnicodeError, ValueError, LookupError, TypeError):
+            pass
+    return text.encode("utf-8", "replace")
+
+
 def _decode_word(charset: str, encoding: str, text: str) -> bytes | None:
+    """The bytes of one encoded word; None when it cannot be decoded (it is kept as written)."""
     if encoding in "bB":
         data = text.strip()
+        if not data.isascii():  # raw 8-bit bytes are no base64: keep the word as written
+            return None
         data += "=" * (-len(data) % 4)
         try:
             return binascii.a2b_base64(data)
         except binascii.Error:
             return None
-    return binascii.a2b_qp(text.encode("ascii", "surrogateescape"), header=True)
+    return binascii.a2b_qp(_word_bytes(charset, text), header=True)
 
 
 def decode_encoded_words(value: str) -> str:
@@ -169,6 +236,7 @@ __all__ = [
     "decode_encoded_words",
     "decode_header_text",
     "has_raw_8bit",
+    "storable",
     "text_from_raw_header",
     "unfold",
 ]

@@ -298,7 +298,7 @@ def _smime(msg: ParsedMessage) -> MessageClass | None:
         detail = f"; smime-type={smime_type}" if smime_type else ""
         return MessageClass(SMIME, f"{content_type}{detail}")
     if content_type == "application/octet-stream":
-        filename = msg.message.get_filename() or ""
+        filename = msg.filename or ""
         if filename.lower().endswith(".p7m"):
             return MessageClass(SMIME, f"application/octet-stream named {filename!r}")
     return None

@@ -31,6 +31,11 @@ def _files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[tuple[Path, str 
             yield path, "no such file or directory"
 
 
+def _shown(path: Path) -> str:
+    """The path as printable text: a file name that is not UTF-8 gets U+FFFD, not a traceback."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
 def classify_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[dict]:
     """``{"file", "message_class", "tracked", "reason"}`` for every file under ``paths``.
 
@@ -38,15 +43,21 @@ def classify_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[dict]:
     False and the reason; nothing here raises for a bad file.
     """
     for path, problem in _files(paths):
-        row = {"file": str(path), "message_class": None, "tracked": False, "reason": problem}
+        shown = _shown(path)
+        row = {"file": shown, "message_class": None, "tracked": False, "reason": problem}
         if problem is None:
             try:
-                message = ParsedMessage.from_bytes(path.read_bytes(), origin=str(path))
+                message = ParsedMessage.from_bytes(path.read_bytes(), origin=shown)
                 found = infer_message_class(message)
             except MessageError as exc:
                 row["reason"] = str(exc)
             except OSError as exc:
-                row["reason"] = f"{path}: cannot be read ({exc.strerror or exc})"
+                row["reason"] = f"{shown}: cannot be read ({exc.strerror or exc})"
+            except Exception as exc:  # a bug must cost one row, not the rest of the listing
+                row["reason"] = (
+                    f"{shown}: could not be classified ({type(exc).__name__}: {exc}); "
+                    "please report this message as a bug"
+                )
             else:
                 row.update(
                     message_class=found.name, tracked=is_tracked(found.name), reason=found.reason

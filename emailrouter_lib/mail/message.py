@@ -10,6 +10,12 @@ and only when asked for.
 Like the ``email`` package itself, bad MIME is never an exception: parse problems are recorded in
 :attr:`ParsedMessage.defects`. :class:`~emailrouter_lib.errors.MessageError` is raised only for
 input that is not a message at all (empty, an Outlook ``.msg`` file, binary data with no header).
+A header block that is readable but does not start with a header (blank lines first, a trace line
+without its colon, NUL bytes) is recovered, with a defect, rather than read as all body.
+
+Every text the message hands out (headers, names, addresses, bodies, file names) is made storable
+here, once: characters no UTF-8 encoder takes are replaced and NUL characters removed, each time
+with a defect, so one hostile message cannot fail the CRM write or the run's files later.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import mimetypes
 import quopri
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email.generator import BytesGenerator
@@ -32,12 +38,15 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import Compat32, compat32
 from functools import cached_property
+from typing import TypeVar
 
 from emailrouter_lib.errors import MessageError
 from emailrouter_lib.mail.charsets import (
     decode_bytes,
     decode_encoded_words,
     decode_header_text,
+    has_raw_8bit,
+    storable,
     text_from_raw_header,
     unfold,
 )
@@ -68,11 +77,23 @@ _QUOTED_OR_ANGLE = re.compile(r'"[^"]*"?|<[^<>"]*>')
 # Characters that end a bare address picked out of an unparseable list (besides whitespace).
 _ADDRESS_DELIMITERS = frozenset('<>,;:"()[]')
 _SYNTHETIC_DOMAIN = "emailrouter.invalid"
-_HASHED_HEADERS = ("from", "to", "cc", "date", "subject")
-_WHITESPACE = re.compile(r"\s+")
+# Fields added on the way to the mailbox, not written by the sender: the same message delivered to
+# two mailboxes differs in them, and must keep one identity (the second copy is a duplicate).
+_TRACE_FIELDS = frozenset(
+    (
+        b"received return-path delivered-to x-original-to envelope-to x-envelope-to "
+        b"x-delivered-to status x-status x-keywords x-uid content-length lines "
+        b"x-mozilla-status x-mozilla-status2"
+    ).split()
+)
+_LEADING_BLANK_LINES = re.compile(rb"(?:[ \t]*(?:\r\n|\r|\n))+")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_NUL_WINDOW = 65536  # NUL bytes this far into a message are looked for in its header block
 _BODY_SEPARATORS = (b"\r\n\r\n", b"\n\n", b"\r\r")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*]+')
 _TEXT_TYPES = ("text/plain", "text/html")
+_DEFECT_DETAIL = 200  # a defect quoting a header line quotes this much of it
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +136,69 @@ def _where(origin: str | None, size: int) -> str:
     return origin if origin else f"message of {size} bytes"
 
 
+def _looks_like_headers(head: bytes) -> bool:
+    """Whether the first lines of *head* are a header block: one known field or two fields."""
+    header_like = 0
+    for line in head[:8192].splitlines()[:_FIRST_LINES]:
+        if b"\x00" in line or not line.strip():
+            break  # binary data, or the end of the header block
+        match = _HEADER_LINE.match(line)
+        if match:
+            header_like += 1
+            name = match.group(1).lower()
+            if header_like >= 2 or name in _KNOWN_FIELDS or name.startswith(_KNOWN_PREFIXES):
+                return True
+    return False
+
+
+def _line_end(data: bytes, start: int = 0) -> int:
+    """Where the line at *start* ends (after its LF, CRLF or bare CR); the end of the data."""
+    found = _LINE_END.search(data, start)
+    return found.end() if found else len(data)
+
+
+def _shown_line(line: bytes) -> str:
+    return repr(line.rstrip(b"\r\n")[:80].decode("ascii", "replace"))
+
+
+def _recover_header_block(data: bytes) -> tuple[bytes, bytes, list[str]]:
+    """Make *data* start with its header block: ``(data, skipped line, defects)``.
+
+    The stdlib parser reads everything as body when the first line is not a header, so a
+    readable message would lose its sender, recipients and Message-ID. Skipped, each with a
+    defect: blank lines before the header; NUL bytes in the header block; one first line that is
+    not a header field (a ``Received`` line without its colon) when header fields follow it. An
+    mbox envelope line (``From ...`` with any line end) is removed silently, as it always was.
+    """
+    defects: list[str] = []
+    if data.startswith(b"From "):
+        data = data[_line_end(data) :]
+    blank = _LEADING_BLANK_LINES.match(data)
+    if blank and blank.end() < len(data):
+        data = data[blank.end() :]
+        defects.append("header block: blank lines before the first header field were skipped")
+    nul = data.find(b"\x00", 0, _NUL_WINDOW)  # the parser stops at a NUL in a field name
+    if nul >= 0 and not data.startswith(_OLE2_MAGIC):
+        end = _body_offset(data)
+        head = data[:end].replace(b"\x00", b"") if nul < end else b""
+        if head and _looks_like_headers(head):
+            data = head + data[end:]
+            defects.append("header block: NUL bytes removed")
+    skipped = b""
+    if data[:1] not in (b" ", b"\t") and not _HEADER_LINE.match(data, 0, 1000):
+        rest = _line_end(data)
+        while data[rest : rest + 1] in (b" ", b"\t"):  # the junk line's continuation lines
+            rest = _line_end(data, rest)
+        head = data[rest : rest + 8192]
+        if _HEADER_LINE.match(head) and _looks_like_headers(head):
+            skipped, data = data[:rest], data[rest:]
+            defects.append(
+                f"header block: the first line {_shown_line(skipped)} is not a header field; "
+                "skipped"
+            )
+    return data, skipped, defects
+
+
 def _check_is_message(data: bytes, origin: str | None) -> None:
     """Refuse what is not an RFC 822 message at all, without parsing it."""
     where = _where(origin, len(data))
@@ -127,17 +211,8 @@ def _check_is_message(data: bytes, origin: str | None) -> None:
             "fetch the item from the mailbox as MIME (IMAP, POP3 or EWS) or save it from Outlook "
             "as .eml, then route that"
         )
-    lines = head.splitlines()[:_FIRST_LINES]
-    header_like = 0
-    for line in lines:
-        if b"\x00" in line or not line.strip():
-            break  # binary data, or the end of the header block
-        match = _HEADER_LINE.match(line)
-        if match:
-            header_like += 1
-            name = match.group(1).lower()
-            if header_like >= 2 or name in _KNOWN_FIELDS or name.startswith(_KNOWN_PREFIXES):
-                return
+    if _looks_like_headers(head):
+        return
     raise MessageError(
         f"{where}: is not an RFC 822 message (no header field such as 'From:' at its start); "
         "if it is a message in another format, convert it to .eml first"
@@ -156,9 +231,24 @@ def _parse(data: bytes) -> tuple[Message, list[str]]:
         ]
 
 
+def _params_of(read: Callable[[], _T]) -> _T | None:
+    """What a stdlib parameter reader answers, or None when it raises.
+
+    ``get_param`` and friends decode RFC 2231 parameters, and that code raises on some hostile
+    inputs (``TypeError`` when ``name*0=`` and ``name*=`` are mixed); a bad parameter must not
+    stop the message from being read.
+    """
+    try:
+        return read()
+    except Exception:
+        return None
+
+
 def _defect_text(defect: object, content_type: str, top: bool) -> str:
     name = type(defect).__name__
-    detail = str(defect)
+    detail = storable(text_from_raw_header(str(defect)))  # compat32 quotes raw header lines
+    if len(detail) > _DEFECT_DETAIL:
+        detail = f"{detail[:_DEFECT_DETAIL]}..."
     text = f"{name}: {detail}" if detail and detail != name else name
     return text if top else f"{text} (in a {content_type} part)"
 
@@ -175,7 +265,11 @@ def _has_filename(part: Message) -> bool:
     for header, param in (("content-disposition", "filename"), ("content-type", "name")):
         value = part.get(header)
         # a cheap look at the raw header first: parsing parameters costs more than the check
-        if value and param in str(value).lower() and part.get_param(param, header=header):
+        if (
+            value
+            and param in str(value).lower()
+            and _params_of(lambda: part.get_param(param, header=header))  # noqa: B023
+        ):
             return True
     return False
 
@@ -225,9 +319,8 @@ def _part_bytes(part: Message) -> bytes:
 
 
 def _part_text(part: Message) -> str:
-    """Decoded text of a leaf part, robust to wrong charsets; NUL bytes removed."""
-    text = decode_bytes(_part_bytes(part), part.get_content_charset())
-    return text.replace("\x00", "") if "\x00" in text else text
+    """Decoded text of a leaf part, robust to wrong charsets (made storable by the caller)."""
+    return decode_bytes(_part_bytes(part), _params_of(part.get_content_charset))
 
 
 def _report_text(part: Message) -> str:
@@ -299,10 +392,39 @@ def _safe_filename(name: str) -> str:
     return name[:200]
 
 
-def _attachment_filename(part: Message, index: int, content_type: str) -> str:
-    raw = part.get_filename()
+_NAMING_HEADERS = ("content-disposition", "content-type")
+
+
+def _charset_param(part: Message) -> str | None:
+    charset = _params_of(lambda: part.get_param("charset"))
+    return charset if isinstance(charset, str) else None
+
+
+def _part_filename(part: Message, message_charset: str | None = None) -> str | None:
+    """The part's file name (``filename``, else ``name``), decoded; None when it has none.
+
+    compat32 turns raw 8-bit bytes in a header into U+FFFD before parsing its parameters, so a
+    name written in raw 8-bit is read from the raw header instead: UTF-8 first (``ciële.txt``),
+    then the charset the part or else the message declares (Outlook Express writes names in
+    the sender's charset), then Windows-1252.
+    """
+    raw_values = [(n, v) for n, v in part.raw_items() if n.lower() in _NAMING_HEADERS]
+    if any(has_raw_8bit(value) for _, value in raw_values):
+        charset = _charset_param(part) or message_charset
+        readable = Message(policy=compat32)
+        for name, value in raw_values:
+            readable[name] = text_from_raw_header(value, charset)
+        part = readable
+    raw = _params_of(part.get_filename)
+    return decode_header_text(raw) if raw else None
+
+
+def _attachment_filename(
+    part: Message, index: int, content_type: str, message_charset: str | None = None
+) -> str:
+    raw = _part_filename(part, message_charset)
     if raw:
-        name = _safe_filename(decode_encoded_words(text_from_raw_header(unfold(raw))))
+        name = _safe_filename(raw)
         if name:
             return name
     if content_type == "message/rfc822":
@@ -444,17 +566,23 @@ class ParsedMessage:
     def __init__(self, raw: bytes, *, origin: str | None = None) -> None:
         self.raw = raw
         self.origin = origin
+        self._skipped = b""  # a first line that was not a header, kept for the synthetic id
+        self._start_defects: list[str] = []
         self._late_defects: list[str] = []
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, origin: str | None = None) -> ParsedMessage:
-        """Wrap message bytes; raises MessageError only when they are not a message at all."""
+        """Wrap message bytes; raises MessageError only when they are not a message at all.
+
+        An mbox envelope line is dropped, and a header block that does not start with a header
+        is recovered (see ``_recover_header_block``); :attr:`raw` holds what is parsed.
+        """
         data = raw if isinstance(raw, bytes) else bytes(raw)
-        if data.startswith(b"From "):  # an mbox envelope line is not part of the message
-            newline = data.find(b"\n")
-            data = data[newline + 1 :] if newline >= 0 else b""
+        data, skipped, defects = _recover_header_block(data)
         _check_is_message(data, origin)
-        return cls(data, origin=origin)
+        message = cls(data, origin=origin)
+        message._skipped, message._start_defects = skipped, defects
+        return message
 
     def __repr__(self) -> str:
         return f"<ParsedMessage {_where(self.origin, self.size)} {self.effective_message_id}>"
@@ -492,8 +620,37 @@ class ParsedMessage:
 
     @property
     def defects(self) -> list[str]:
-        """Parse problems found in the message, as readable texts (empty for clean MIME)."""
-        return [*self._parsed[1], *self._structure.defects, *self._late_defects]
+        """Parse problems found in the message, as readable texts (empty for clean MIME).
+
+        Problems with text (characters that had to be replaced) are found when that text is
+        first asked for, so they are listed once it has been read.
+        """
+        return [
+            *self._start_defects,
+            *self._parsed[1],
+            *self._structure.defects,
+            *self._late_defects,
+        ]
+
+    def _note(self, defect: str) -> None:
+        if defect not in self._late_defects:
+            self._late_defects.append(defect)
+
+    def _storable(self, text: str, where: str) -> str:
+        """*text* as the CRM and the run's files can store it; each repair becomes a defect.
+
+        This is the one place text leaves the message: lone UTF-16 surrogates (which UTF-7 or
+        ``unicode_escape`` make of hostile bytes) become U+FFFD and NUL characters are removed.
+        """
+        if text.isascii() and "\x00" not in text:
+            return text
+        clean = storable(text)
+        if clean is not text:
+            self._note(f"{where}: characters that cannot be stored replaced with U+FFFD")
+        if "\x00" in clean:
+            clean = clean.replace("\x00", "")
+            self._note(f"{where}: NUL characters removed")
+        return clean
 
     # -- headers ------------------------------------------------------------------------------
 
@@ -502,11 +659,14 @@ class ParsedMessage:
         values = self._headers.get(name.lower())
         if not values:
             return None
-        return decode_header_text(values[0])
+        return self._storable(decode_header_text(values[0]), f"{name} header")
 
     def header_all(self, name: str) -> list[str]:
         """Every ``name`` header, decoded, in message order."""
-        return [decode_header_text(value) for value in self._headers.get(name.lower(), [])]
+        return [
+            self._storable(decode_header_text(value), f"{name} header")
+            for value in self._headers.get(name.lower(), [])
+        ]
 
     def has_header(self, name: str) -> bool:
         return name.lower() in self._headers
@@ -516,7 +676,7 @@ class ParsedMessage:
         values = self._headers.get(name.lower())
         if not values:
             return None
-        return text_from_raw_header(unfold(values[0])).strip()
+        return self._storable(text_from_raw_header(unfold(values[0])).strip(), f"{name} header")
 
     @cached_property
     def subject(self) -> str:
@@ -528,17 +688,34 @@ class ParsedMessage:
         return _normalise_msg_id(self.raw_header("Message-ID"))
 
     def headers_for_hash(self) -> bytes:
-        """The canonical headers behind the synthetic Message-ID.
+        """The raw header block behind the synthetic Message-ID, as bytes.
 
-        Whitespace is collapsed so that a transport re-folding long header lines does not change
-        the identity of the message.
+        The bytes as written, not the fields the parser understood: a header block the parser
+        misreads must still tell two messages apart. Line ends, folding and runs of whitespace
+        are normalised so that POP3 (CRLF), a Maildir file (LF) and a transport re-folding long
+        lines agree; trace fields added on delivery (``Received``, ``Delivered-To``...) are left
+        out so the same message delivered to two mailboxes keeps one identity.
         """
+        block = self._skipped + self.raw[: _body_offset(self.raw)]
+        fields: list[list[bytes]] = []
+        for line in block.splitlines():
+            if not line.strip():
+                continue
+            if line[:1] in (b" ", b"\t") and fields:
+                fields[-1].append(line)  # a folded continuation of the field before
+            else:
+                fields.append([line])
         lines = []
-        for name in _HASHED_HEADERS:
-            values = self._headers.get(name, [])
-            value = " ".join(_WHITESPACE.sub(" ", unfold(v)).strip() for v in values)
-            lines.append(f"{name}:{value}")
-        return "\n".join(lines).encode("utf-8", "surrogateescape")
+        for parts in fields:
+            text = b" ".join(parts)
+            match = _HEADER_LINE.match(text)
+            if match is None:
+                lines.append(b" ".join(text.split()))
+                continue
+            name = match.group(1).lower()
+            if name not in _TRACE_FIELDS:
+                lines.append(name + b":" + b" ".join(text[match.end() :].split()))
+        return b"\n".join(lines)
 
     def body_for_hash(self) -> bytes:
         """The body bytes behind the synthetic Message-ID, with line endings made LF.
@@ -572,6 +749,21 @@ class ParsedMessage:
         value = self.raw_header("Thread-Index")
         return value or None
 
+    @cached_property
+    def _declared_charset(self) -> str | None:
+        """The charset the message declares for its text (top level, else its body parts)."""
+        for part in (self.message, self._structure.text_part, self._structure.html_part):
+            charset = _charset_param(part) if part is not None else None
+            if charset:
+                return charset
+        return None
+
+    @cached_property
+    def filename(self) -> str | None:
+        """The file name of the message's own top-level part, if it has one (S/MIME ``.p7m``)."""
+        name = _part_filename(self.message, self._declared_charset)
+        return self._storable(name, "file name") if name else None
+
     def addresses(self, name: str) -> list[tuple[str, str]]:
         """``(display name, lower-cased address)`` for every address in every ``name`` header.
 
@@ -594,11 +786,13 @@ class ParsedMessage:
             if defect not in self._late_defects:
                 self._late_defects.append(defect)
         result = []
+        where = f"{name} header"
         for display, address in pairs:
             address = address.strip().lower()
             if "@" not in address:
                 continue
-            result.append((decode_encoded_words(display).strip(), address))
+            display = decode_encoded_words(display).strip()
+            result.append((self._storable(display, where), self._storable(address, where)))
         return result
 
     @cached_property
@@ -657,8 +851,9 @@ class ParsedMessage:
     def content_type_params(self) -> dict[str, str]:
         """Parameters of the top-level Content-Type (lower-cased names), RFC 2231 collapsed."""
         params: dict[str, str] = {}
-        for key, value in (self.message.get_params() or [])[1:]:
-            params.setdefault(key.lower(), email.utils.collapse_rfc2231_value(value).strip())
+        for key, value in (_params_of(self.message.get_params) or [])[1:]:
+            text = email.utils.collapse_rfc2231_value(value).strip()
+            params.setdefault(key.lower(), self._storable(text, "Content-Type header"))
         return params
 
     @property
@@ -678,19 +873,20 @@ class ParsedMessage:
             if not include_attached and leaf.disposition == "attachment":
                 continue
             if content_type.startswith("message/"):
-                yield _report_text(leaf.part)
+                text = _report_text(leaf.part)
             else:
-                yield _part_text(leaf.part)
+                text = _part_text(leaf.part)
+            yield self._storable(text, f"a {content_type} part")
 
     @cached_property
     def body_text(self) -> str | None:
         part = self._structure.text_part
-        return _part_text(part) if part is not None else None
+        return self._storable(_part_text(part), "text body") if part is not None else None
 
     @cached_property
     def body_html(self) -> str | None:
         part = self._structure.html_part
-        return _part_text(part) if part is not None else None
+        return self._storable(_part_text(part), "HTML body") if part is not None else None
 
     @cached_property
     def description(self) -> str:
@@ -712,10 +908,13 @@ class ParsedMessage:
             else:
                 payload = _part_bytes(part)
             content_id = _content_id(part)
+            if content_id is not None:
+                content_id = self._storable(content_id, f"attachment {index} Content-ID")
+            filename = _attachment_filename(part, index, content_type, self._declared_charset)
             result.append(
                 Attachment(
-                    filename=_attachment_filename(part, index, content_type),
-                    content_type=content_type,
+                    filename=self._storable(filename, f"attachment {index} file name"),
+                    content_type=self._storable(content_type, f"attachment {index} content type"),
                     payload=payload,
                     content_id=content_id,
                     inline=disposition == "inline" or (not disposition and content_id is not None),

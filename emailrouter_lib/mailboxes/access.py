@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from emailrouter_lib.config.edit import ConfigEditor, Entry, Profile
 from emailrouter_lib.config.findings import Finding
@@ -40,6 +40,7 @@ from emailrouter_lib.errors import (
     MailboxURLError,
     SecretError,
 )
+from emailrouter_lib.mailboxes.ews_url import ews_url_for
 from emailrouter_lib.mailboxes.tls import client_context, network_errors
 from emailrouter_lib.mailboxes.url import open_source, parse_mailbox_url, redact_url
 from emailrouter_lib.secrets import is_reference, resolve_secret
@@ -244,7 +245,7 @@ def _profile_url(profile: Profile, login: str, address: str, secret: str | None)
     if profile.kind == "exchange":
         if not ews_available():
             return None
-        return _ews_url(profile, parts, login, address, secret)
+        return _ews_url(profile, login, address, secret)
     if profile.kind == "pop3":
         scheme = "pop3s" if tls and port != 110 else "pop3"
         if tls and port == 110:
@@ -260,25 +261,19 @@ def _profile_url(profile: Profile, login: str, address: str, secret: str | None)
     return f"{scheme}://{netloc}" + (f"?{urlencode(query, safe=':/@{}')}" if query else "")
 
 
-def _ews_url(
-    profile: Profile, parts: SplitResult, login: str, address: str, secret: str | None
-) -> str:
-    """``ewss://LOGIN@HOST/PATH?mailbox=ADDRESS&auth=…`` (see mailboxes/ews_url.py): Windows
-    authentication is NTLM, Clear Text is Basic; a service account ("Other specified") has full
-    access to the mailboxes it opens."""
-    plain = parts.scheme.lower() == "http" or profile.use_ssl is False
-    host = parts.hostname or "autodiscover"
-    netloc = f"{quote(login, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
-    query = {"mailbox": address}
+def _ews_url(profile: Profile, login: str, address: str, secret: str | None) -> str:
+    """Windows authentication is NTLM, Clear Text is Basic; a login other than the mailbox's
+    own ("Other specified") reaches it with full access (delegate)."""
     mode = (profile.email_auth_mode or "").lower().replace(" ", "")
-    if mode in ("cleartext", "basic"):
-        query["auth"] = "basic"
-    if login.lower() != address.lower():
-        query["access"] = "delegate"
-    if secret:
-        query["password"] = secret
-    path = parts.path if parts.path not in ("", "/") else "/EWS/Exchange.asmx"
-    return f"{'ews' if plain else 'ewss'}://{netloc}{path}?{urlencode(query, safe=':/@{}')}"
+    return ews_url_for(
+        profile.email_server_url or "",
+        login=login,
+        mailbox=address,
+        password=secret,
+        auth="basic" if mode in ("cleartext", "basic") else None,
+        access="delegate" if login.lower() != address.lower() else None,
+        use_ssl=profile.use_ssl,
+    )
 
 
 @functools.cache

@@ -38,7 +38,7 @@ The password (or OAuth client secret) is only ever a reference, as for every mai
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
 from emailrouter_lib.mailboxes.base import Owner
@@ -214,6 +214,45 @@ def parse_ews_url(
     )
 
 
+def ews_url_for(
+    server: str,
+    *,
+    login: str,
+    mailbox: str,
+    password: str | None,
+    auth: str | None = None,
+    access: str | None = None,
+    use_ssl: bool | None = None,
+    **options: str,
+) -> str:
+    """The ``ews(s)://`` URL for an endpoint as a router profile or a CRM email server profile
+    writes it: ``https://host/EWS/Exchange.asmx``, a bare ``host[:port]``, or empty for
+    Autodiscover. ``http://`` (or SSL off without an explicit https) gives plain ``ews://``.
+
+    One builder for every place that turns a profile into a mailbox (routing and the audit from
+    ``EmailAgent.xml``, Test Access, the outgoing transports), so they agree on the URL.
+    *options* are further query parameters (``owner``, ``forward``, ``after``, …).
+    """
+    text = server.strip()
+    text = text if "://" in text else (f"//{text}" if text else "")
+    parts = urlsplit(text)
+    given = parts.scheme.lower()
+    plain = given == "http" or (use_ssl is False and given != "https")
+    host = parts.hostname or AUTODISCOVER_HOST
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    path = parts.path if parts.hostname and parts.path.strip("/") else ""
+    query = {"mailbox": mailbox}
+    if auth:
+        query["auth"] = auth
+    if access:
+        query["access"] = access
+    query.update(options)
+    if password:
+        query["password"] = password
+    scheme = "ews" if plain else "ewss"
+    return f"{scheme}://{quote(login, safe='')}@{netloc}{path}?{urlencode(query, safe=':/@{}')}"
+
+
 def _autodiscover_server(value: str | None, fail) -> str | None:
     """``HOST[:PORT]`` of an Autodiscover server, checked like the host part of a URL."""
     if not value:
@@ -256,4 +295,4 @@ def _owner(value: str | None, fail) -> Owner | None:
         raise fail(str(exc)) from None
 
 
-__all__ = ["EWS_QUERY_NAMES", "EWS_SCHEMES", "EwsMailboxURL", "parse_ews_url"]
+__all__ = ["EWS_QUERY_NAMES", "EWS_SCHEMES", "EwsMailboxURL", "ews_url_for", "parse_ews_url"]

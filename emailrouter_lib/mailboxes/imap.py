@@ -24,6 +24,8 @@ from emailrouter_lib.mailboxes.url import MailboxURL
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
 _LIST_DELIMITER = re.compile(rb'\) (?:"((?:[^"\\]|\\.)*)"|NIL) ')
+# One namespace of a NAMESPACE reply (RFC 2342): ("prefix" "delimiter") or ("prefix" NIL).
+_NAMESPACE = re.compile(rb'\(\s*"((?:[^"\\]|\\.)*)"\s+(?:"(?:[^"\\]|\\.)*"|NIL)')
 
 
 class ImapSource(SourceBase):
@@ -40,6 +42,7 @@ class ImapSource(SourceBase):
         self._uidvalidity: int | None = None
         self._caps: frozenset[str] = frozenset()
         self._delimiter: str | None = None
+        self._namespaces: tuple[str, list[str]] | None = None  # personal prefix, every prefix
         self._sizes: dict[int, int] = {}
         self._known_folders: set[str] = set()
 
@@ -241,13 +244,33 @@ class ImapSource(SourceBase):
             yield batch
 
     def _server_name(self, folder: str) -> str:
-        """*folder* (``/`` between levels) as a quoted IMAP mailbox name for this server."""
+        """*folder* (``/`` between levels) as a quoted IMAP mailbox name for this server.
+
+        A name in none of the server's namespaces is put in the personal one: on a server whose
+        folders live under ``INBOX.`` (Cyrus's legacy namespace, Courier) ``move:Processed``
+        is ``INBOX.Processed``, the folder a mail client would create.
+        """
         if folder.upper() == "INBOX":
             return "INBOX"
         delimiter = self._hierarchy_delimiter()
         if delimiter and delimiter != "/":
             folder = folder.replace("/", delimiter)
+        personal, prefixes = self._namespace_prefixes()
+        if personal and not any(_in_namespace(folder, prefix) for prefix in prefixes):
+            folder = personal + folder
         return _quote(_utf7(folder))
+
+    def _namespace_prefixes(self) -> tuple[str, list[str]]:
+        """The personal namespace's prefix and every namespace's (NAMESPACE, RFC 2342)."""
+        if self._namespaces is None:
+            self._namespaces = ("", [])
+            if "NAMESPACE" in self._caps:
+                typ, data = self._open().namespace()
+                reply = data[0] if typ == "OK" and data and isinstance(data[0], bytes) else b""
+                found = [_unquote(m[1]) for m in _NAMESPACE.finditer(reply)]
+                personal = found[0] if found and reply.lstrip().startswith(b"((") else ""
+                self._namespaces = (personal, [p for p in found if p])
+        return self._namespaces
 
     def _hierarchy_delimiter(self) -> str | None:
         if self._delimiter is None:
@@ -328,6 +351,17 @@ def _utf7(name: str) -> str:
             pending.append(ch)
     flush()
     return "".join(out)
+
+
+def _in_namespace(name: str, prefix: str) -> bool:
+    """*name* lies in the namespace *prefix* (``INBOX`` compares case-insensitively)."""
+    if prefix[:5].upper() == "INBOX":
+        name, prefix = name[:5].upper() + name[5:], "INBOX" + prefix[5:]
+    return name.startswith(prefix) or name == prefix[:-1]  # "INBOX." holds "INBOX" itself
+
+
+def _unquote(value: bytes) -> str:
+    return re.sub(r"\\(.)", r"\1", value.decode("utf-8", "replace"))
 
 
 def _quote(name: str) -> str:

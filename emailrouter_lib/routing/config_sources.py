@@ -2,9 +2,13 @@
 
 The old router read each incoming provider's server and the users and queues it lists (by CRM
 GUID). Here each listed user or queue becomes one mailbox URL owned by it, its address looked up in
-the CRM. The file's passwords are encrypted with a key we cannot use, so the admin gives one
-secret *reference* template instead, e.g. ``env:MAILBOX_PASSWORD_{local}`` (fields ``{address}``,
-``{local}`` and ``{id}``), or a single reference for a service account ("Other specified").
+the CRM: ``pop3(s)://`` for a POP3 provider, ``ews(s)://`` for an Exchange one (its EWS URL, or
+Autodiscover when the profile names none; Windows authentication is NTLM, Clear Text is Basic). The
+file's passwords are encrypted with a key we cannot use, so the admin gives one secret *reference*
+template instead, e.g. ``env:MAILBOX_PASSWORD_{local}`` (fields ``{address}``, ``{local}``, ``{id}``
+and ``{login}``; the secret belongs to the login, so ``{local}`` is the login's local part), or a
+single reference for a service account ("Other specified"), which reads the users' mailboxes with
+ApplicationImpersonation (mailboxes/ews_url.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from urllib.parse import quote, urlencode
 from emailrouter_lib.config import ProviderConfig, RouterConfig
 from emailrouter_lib.crm.base import CrmBackend
 from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.mailboxes.ews_url import ews_url_for
 from emailrouter_lib.secrets import is_reference
 
 
@@ -39,7 +44,7 @@ def mailboxes_from_config(
     recipients = crm.recipients_by_id(wanted) if wanted else {}
     found: list[ConfigMailbox] = []
     for provider in config.incoming:
-        if provider.kind != "pop3":
+        if provider.kind not in ("pop3", "exchange"):
             found.append(ConfigMailbox(provider.label, skipped=_unsupported(provider)))
             continue
         if provider.is_forward_mailbox:
@@ -59,6 +64,16 @@ def mailboxes_from_config(
                 continue
             kind = "user" if recipient.entity == "systemuser" else "queue"
             owner = f"{kind}:{recipient.emailaddress}"
+            if provider.kind == "exchange" and provider.credentials_kind == "local_system":
+                found.append(
+                    ConfigMailbox(
+                        f"{provider.label} / {recipient.emailaddress}",
+                        skipped="Local System Account credentials are the router machine's own "
+                        "Windows account, which cannot log in from here; use Other specified "
+                        "(a service account) in the profile, or give this mailbox as --mailbox",
+                    )
+                )
+                continue
             login = (
                 provider.email_user
                 if provider.credentials_kind == "other_specified" and provider.email_user
@@ -81,24 +96,51 @@ def _mailbox(
 ) -> ConfigMailbox:
     label = f"{provider.label} / {address or record_id}"
     server = (provider.email_server_url or "").strip()
-    if not server or not login:
-        return ConfigMailbox(label, skipped="the provider names no POP3 server or login")
-    host, _, port = server.rpartition(":") if ":" in server else (server, "", "")
-    scheme = "pop3" if provider.use_ssl is False else "pop3s"
+    exchange = provider.kind == "exchange"
+    if not login or not (server or exchange) or (exchange and not address):
+        what = "EWS mailbox address or login" if exchange else "POP3 server or login"
+        return ConfigMailbox(label, skipped=f"the provider names no {what}")
     query: dict[str, str] = {}
     if owner:
         query["owner"] = owner
     if forward:
         query["forward"] = "1"
         query["after"] = "delete" if provider.delete_emails else "move:Processed"
-    if password:
-        local = (address or login).split("@", 1)[0]
-        query["password"] = password.format(address=address or login, local=local, id=record_id)
+    secret = _secret(password, login, address, record_id)
+    if exchange:
+        if provider.auth_mode_kind == "anonymous":
+            return ConfigMailbox(label, skipped="Exchange needs a login; Anonymous is for SMTP")
+        url = ews_url_for(
+            server,
+            login=login,
+            mailbox=address or login,
+            password=secret,
+            auth="basic" if provider.auth_mode_kind == "clear_text" else None,
+            use_ssl=provider.use_ssl,
+            **query,
+        )
+        return ConfigMailbox(label, url=url)
+    host, _, port = server.rpartition(":") if ":" in server else (server, "", "")
+    scheme = "pop3" if provider.use_ssl is False else "pop3s"
+    if secret:
+        query["password"] = secret
     netloc = f"{quote(login, safe='')}@{host}" + (f":{port}" if port else "")
     return ConfigMailbox(label, url=f"{scheme}://{netloc}?{urlencode(query, safe=':/@{}')}")
 
 
+def _secret(template: str | None, login: str, address: str | None, record_id: str) -> str | None:
+    """The template filled in for one mailbox; the secret belongs to the login."""
+    if template is None:
+        return None
+    local = login.split("@", 1)[0].split("\\")[-1]
+    try:
+        return template.format(address=address or login, local=local, id=record_id, login=login)
+    except (KeyError, IndexError, ValueError):
+        raise RoutingError(
+            f"password template {template!r}: use only the fields {{address}}, {{local}}, "
+            "{id} and {login}"
+        ) from None
+
+
 def _unsupported(provider: ProviderConfig) -> str:
-    if provider.kind == "exchange":
-        return "Exchange (EWS) providers are not routed yet; this mailbox is left as it is"
     return f"provider class {provider.provider_class or '?'} is not one this tool can read"

@@ -26,6 +26,7 @@ from emailrouter_lib.mail.classify import infer_message_class, is_tracked
 from emailrouter_lib.mail.forward import unwrap_forward
 from emailrouter_lib.mail.message import ParsedMessage
 from emailrouter_lib.mailboxes.base import Owner
+from emailrouter_lib.routing.storable import storable, storable_record
 from emailrouter_lib.tracking.correlate import Correlation, correlate
 from emailrouter_lib.tracking.filtering import filter_rule
 from emailrouter_lib.tracking.resolve import resolve_parties
@@ -49,6 +50,8 @@ class Decision:
     correlation: str | None = None
     regarding: str | None = None
     raw: bytes | None = field(default=None, repr=False)  # kept only for quarantine
+    # the item's bytes while its batch is written: a CRM that refuses this one email quarantines it
+    original: bytes | None = field(default=None, repr=False)
 
     @property
     def activityid(self) -> str | None:
@@ -128,31 +131,40 @@ class BatchDecider:
 
     # -- pass 2: decide against batched CRM answers ----------------------------------------------
     def decide(self, fetched: Iterable[tuple[str, bytes]]) -> list[Decision]:
+        """One decision per item, in order; one message's text never fails the others.
+
+        Every step that reads a message (its row, the batched lookups' keys, the decision) runs
+        per item, so whatever one message raises turns that message into ``quarantined:<error>``.
+        What leaves this method is storable (:mod:`emailrouter_lib.routing.storable`).
+        """
         items = [self._prepare(key, raw) for key, raw in fetched]
         routable: list[_Item] = []
         for item in items:
             if item.decision is not None:
                 continue
-            if is_tracked(item.message_class or "", self.tracked):
-                routable.append(item)
-            else:
-                item.decision = self._row(item, f"skipped:{item.message_class}", item.class_reason)
+            try:
+                if is_tracked(item.message_class or "", self.tracked):
+                    routable.append(item)
+                else:
+                    reason = item.class_reason
+                    item.decision = self._row(item, f"skipped:{item.message_class}", reason)
+            except Exception as exc:  # a bounce's Subject or From that cannot be read
+                item.decision = _crashed(item.key, item.raw, exc)
 
         ids: set[str] = set()
         addresses: set[str] = set()
         forwarders: set[str] = set()
-        for item in routable:
-            msg = item.message
-            ids.add(msg.effective_message_id)
-            if msg.in_reply_to:
-                ids.add(msg.in_reply_to)
-            ids.update(msg.references)
-            if msg.from_address:
-                addresses.add(msg.from_address)
-            for _, addr in (*msg.to, *msg.cc, *msg.bcc):
-                addresses.add(addr)
-            if item.wrapper is not None and item.wrapper.from_address:
-                forwarders.add(item.wrapper.from_address)
+        for item in list(routable):
+            try:
+                item_ids, item_addresses, forwarder = _lookup_keys(item)
+            except Exception as exc:
+                item.decision = _crashed(item.key, item.raw, exc)
+                routable.remove(item)
+                continue
+            ids |= item_ids
+            addresses |= item_addresses
+            if forwarder:
+                forwarders.add(forwarder)
         known = self.crm.emails_by_message_id(ids) if ids else {}
         parties = self.crm.parties_by_address(addresses) if addresses else {}
         recipients = self._recipients(routable, forwarders)
@@ -163,7 +175,11 @@ class BatchDecider:
                 item.decision = self._decide_one(item, known, parties, recipients, seen_in_batch)
             except Exception as exc:
                 item.decision = _crashed(item.key, item.raw, exc)
-        return [item.decision for item in items]
+        decisions = [_storable_decision(item.decision) for item in items]
+        for item, decision in zip(items, decisions, strict=True):
+            if decision.email is not None:
+                decision.original = item.raw
+        return decisions
 
     def _recipients(
         self, routable: list[_Item], forwarders: set[str]
@@ -172,6 +188,7 @@ class BatchDecider:
         if self.owner is None and not self.is_forward_mailbox:
             for item in routable:
                 wanted.update(addr for _, addr in (*item.message.to, *item.message.cc))
+        wanted = {storable(a) for a in wanted}
         found = self.crm.recipients_by_address(wanted) if wanted else {}
         if self.owner is not None and self._owner_recipients is None:
             self._owner_recipients = self.crm.recipients_by_address([self.owner.address]).get(
@@ -205,7 +222,7 @@ class BatchDecider:
         seen_in_batch: set[str],
     ) -> Decision:
         msg = item.message
-        mid = msg.effective_message_id
+        mid = storable(msg.effective_message_id)
         if mid in known or mid in seen_in_batch:
             where = "in the CRM" if mid in known else "earlier in this batch"
             return self._row(item, "duplicate", f"Duplicate: Message-ID {mid} is already {where}")
@@ -246,7 +263,7 @@ class BatchDecider:
                 item, f"filtered:{rule_name}", f"rejected by {first_rule}", correlation=correlation
             )
         if not sender_parties and msg.from_address and accepted.autocreatecontact:
-            contact = self.crm.create_contact(msg.from_address, msg.from_name)
+            contact = self.crm.create_contact(storable(msg.from_address), storable(msg.from_name))
             parties = {**parties, msg.from_address: [contact]}
         seen_in_batch.add(mid)
         email = self._new_email(msg, mid, correlation, accepted, parties)
@@ -330,6 +347,31 @@ class BatchDecider:
                 else None
             ),
         )
+
+
+def _lookup_keys(item: _Item) -> tuple[set[str], set[str], str | None]:
+    """The Message-IDs and addresses the batched lookups ask the CRM for, for one item (storable,
+    so one message's text cannot fail the batch's query)."""
+    msg = item.message
+    ids = {msg.effective_message_id, *msg.references}
+    if msg.in_reply_to:
+        ids.add(msg.in_reply_to)
+    addresses = {addr for _, addr in (*msg.to, *msg.cc, *msg.bcc)}
+    if msg.from_address:
+        addresses.add(msg.from_address)
+    forwarder = item.wrapper.from_address if item.wrapper is not None else None
+    return {storable(i) for i in ids}, {storable(a) for a in addresses}, storable(forwarder)
+
+
+def _storable_decision(decision: Decision) -> Decision:
+    """*decision* with storable text; the row says when characters had to be replaced."""
+    clean, replaced = storable_record(decision)
+    if replaced:
+        clean.reason += (
+            f"; {replaced} character(s) that cannot be stored (a lone surrogate or NUL) were"
+            " replaced by U+FFFD"
+        )
+    return clean
 
 
 def _crashed(key: str, raw: bytes, exc: Exception) -> Decision:

@@ -36,8 +36,8 @@ from tqdm.auto import tqdm
 
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import open_crm
-from emailrouter_lib.crm.base import CrmBackend, Organization
-from emailrouter_lib.errors import EmailRouterError, LeaseHeldError, MailboxError
+from emailrouter_lib.crm.base import CrmBackend, NewEmail, Organization
+from emailrouter_lib.errors import CrmRecordError, EmailRouterError, LeaseHeldError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
@@ -234,6 +234,7 @@ class MailboxRun:
     # held while a batch is decided and created; the run's lock when mailboxes run in parallel
     crm_turn: AbstractContextManager = field(default_factory=nullcontext)
     _done_keys: set[str] = field(default_factory=set)
+    _unhandled: int = 0  # items routed whose delete or move failed, this run
 
     @property
     def mailbox_id(self) -> str:
@@ -348,8 +349,13 @@ class MailboxRun:
             )
         ]
         if committed:
-            self._apply_source_actions(committed)
-            self.ledger.advance(self.mailbox_id, [e.item_key for e in committed], DONE)
+            # The URL's action now, not the one the ledger stored: an admin who corrected a
+            # refused after=move: (or switched to leave) is obeyed at once.
+            current = [replace(e, source_action=self._source_action(e.outcome)) for e in committed]
+            failed = self._apply_source_actions(current)
+            handled = [e.item_key for e in committed if e.item_key not in failed]
+            self.ledger.advance(self.mailbox_id, handled, DONE)
+            self._source_actions_failed(failed, "created by an earlier run")
         return entries
 
     # -- one batch -----------------------------------------------------------------------------
@@ -369,45 +375,112 @@ class MailboxRun:
         self.ledger.write(entries, self.run_id)
         emails = [d.email for d in decisions if d.email is not None]
         if emails:
-            refused = self.crm.create_emails(emails)
-            if refused:  # created meanwhile by another writer: the CRM's Message-ID check
-                entries = self._duplicates_at_write(decisions, refused)
-                emails = [e for e in emails if e.activityid not in refused]
-            if self.org.enablesmartmatching:  # so later replies can match these too
+            refused, duplicates = self._create_emails(emails)
+            if refused:
+                entries = self._quarantine_refused(decisions, entries, refused)
+            if duplicates:  # created meanwhile by another writer: the CRM's Message-ID check
+                entries = self._duplicates_at_write(decisions, entries, duplicates)
+            emails = [e for e in emails if e.activityid not in {*refused, *duplicates}]
+            if emails and self.org.enablesmartmatching:  # so later replies can match these too
                 store_new_email_hashes(self.crm, self.org, emails)
         return entries
 
-    def _duplicates_at_write(
-        self, decisions: Sequence[Decision], refused: set[str]
+    def _create_emails(self, emails: Sequence[NewEmail]) -> tuple[dict[str, str], set[str]]:
+        """Create *emails*; return the activity ids the CRM refused, with its answer, and those
+        it did not create because a received email with their Message-ID is stored already.
+
+        A refusal that names a record (:class:`CrmRecordError`, or anything a backend raises
+        on one email's values) is bisected: the batch is written again in halves without the
+        refused email, so one message the CRM cannot take never keeps the rest out. Any other
+        CRM error (unreachable, throttled, locked) stops the mailbox as before; the ledger's
+        pending entries make the next run finish the batch.
+        """
+        try:
+            return {}, set(self.crm.create_emails(emails) or ())
+        except CrmRecordError as exc:
+            error: Exception = exc
+        except EmailRouterError:
+            raise
+        except Exception as exc:  # a backend's encoder choking on one email's text
+            error = exc
+        if len(emails) == 1:
+            return {emails[0].activityid: f"{error.__class__.__name__}: {error}"[:500]}, set()
+        # A call of several change sets may have committed the first ones (Dataverse).
+        present = self.crm.emails_by_activity_id([e.activityid for e in emails])
+        rest = [e for e in emails if e.activityid not in present]
+        if len(rest) < 2:
+            return self._create_emails(rest) if rest else ({}, set())
+        half = len(rest) // 2
+        (refused, duplicates), (more, others) = (
+            self._create_emails(rest[:half]),
+            self._create_emails(rest[half:]),
+        )
+        return {**refused, **more}, duplicates | others
+
+    def _quarantine_refused(
+        self,
+        decisions: Sequence[Decision],
+        entries: Sequence[LedgerEntry],
+        refused: dict[str, str],
     ) -> list[LedgerEntry]:
-        """Turn the decisions whose email the CRM refused into ``duplicate``s, in the ledger too
-        (a crash before this rewrite is repaired like any pending entry: its id is not in the
-        CRM, so the item is decided afresh, and found a duplicate then)."""
-        changed = []
+        """Turn the emails the CRM refused into quarantined items: copy, then ledger.
+
+        Their pending entries are rewritten before the batch is marked committed, so a crash
+        in between leaves entries the next run checks against the CRM and decides afresh.
+        """
+        changed: dict[str, LedgerEntry] = {}
         for d in decisions:
-            if d.activityid in refused:
-                d.outcome, d.email = "duplicate", None
-                d.reason = (
-                    f"Duplicate: Message-ID {d.message_id} was created in the CRM by another"
-                    " writer while this run wrote it"
-                )
-                changed.append(self._entry(d))
-        self.ledger.write(changed, self.run_id)
-        return [self._entry(d) for d in decisions]
+            if d.email is None or d.email.activityid not in refused:
+                continue
+            d.outcome = "quarantined:crm-refused"
+            d.reason = f"the CRM refused this email: {refused[d.email.activityid]}"
+            d.raw, d.email = d.original or b"", None
+            quarantine(
+                self.params.quarantine_path(), self.mailbox_id, d.key, d.raw, d.outcome, d.reason
+            )
+            changed[d.key] = self._entry(d)
+        self.ledger.write(list(changed.values()), self.run_id)
+        return [changed.get(e.item_key, e) for e in entries]
+
+    def _duplicates_at_write(
+        self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry], duplicates: set[str]
+    ) -> list[LedgerEntry]:
+        """Turn the decisions whose email the CRM did not create as a duplicate into
+        ``duplicate``s, in the ledger too (a crash before this rewrite is repaired like any
+        pending entry: its id is not in the CRM, so the item is decided afresh, a duplicate)."""
+        changed: dict[str, LedgerEntry] = {}
+        for d in decisions:
+            if d.email is None or d.email.activityid not in duplicates:
+                continue
+            d.outcome, d.email = "duplicate", None
+            d.reason = (
+                f"Duplicate: Message-ID {d.message_id} was created in the CRM by another writer"
+                " while this run wrote it"
+            )
+            changed[d.key] = self._entry(d)
+        self.ledger.write(list(changed.values()), self.run_id)
+        return [changed.get(e.item_key, e) for e in entries]
 
     def _finish(self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry]) -> None:
         """Mark committed, delete or move the source items, mark done, report."""
         checkpoint("after-crm-commit")
         acting = [e for e in entries if e.source_action != "leave"]
+        failed: dict[str, str] = {}
         if acting:
             self.ledger.advance(self.mailbox_id, [e.item_key for e in acting], COMMITTED)
             checkpoint("after-ledger-commit")
-            self._apply_source_actions(acting)
+            failed = self._apply_source_actions(acting)
             checkpoint("after-source-action")
-        self.ledger.advance(self.mailbox_id, [e.item_key for e in entries], DONE)
+        # An item whose delete or move failed stays committed: a later run retries the action.
+        done = [e.item_key for e in entries if e.item_key not in failed]
+        self.ledger.advance(self.mailbox_id, done, DONE)
         for d in decisions:
-            self.rows.append(ResultRow.from_decision(self.mailbox_id, d))
+            row = ResultRow.from_decision(self.mailbox_id, d)
+            if d.key in failed:
+                row.reason += f"; {failed[d.key]}"
+            self.rows.append(row)
         self.report.count(decisions)
+        self._source_actions_failed(failed, "created")
 
     def _entry(self, d: Decision) -> LedgerEntry:
         return LedgerEntry(
@@ -428,13 +501,39 @@ class MailboxRun:
             return f"move:{UNDELIVERABLE_FOLDER}"
         return "leave"  # skipped and filtered items stay where they are; quarantine keeps a copy
 
-    def _apply_source_actions(self, entries: Sequence[LedgerEntry]) -> None:
+    def _apply_source_actions(self, entries: Sequence[LedgerEntry]) -> dict[str, str]:
+        """Delete or move the source items; return the keys whose action failed, with why.
+
+        A refused action (a folder the server will not create, a read-only mailbox) is the
+        item's, not the batch's: the activity exists, so the row says created and names the
+        failure, and routing goes on with new mail.
+        """
         by_action: dict[str, list[str]] = defaultdict(list)
         for e in entries:
             if e.source_action and e.source_action != "leave":
                 by_action[e.source_action].append(e.item_key)
+        failed: dict[str, str] = {}
         for action, keys in by_action.items():
-            if action == "delete":
-                self.source.delete(keys)
-            elif action.startswith("move:"):
-                self.source.move(keys, action.removeprefix("move:"))
+            try:
+                if action == "delete":
+                    self.source.delete(keys)
+                elif action.startswith("move:"):
+                    self.source.move(keys, action.removeprefix("move:"))
+            except MailboxError as exc:
+                note = (
+                    f"after={action} failed ({exc}); retried by the next run with the URL's after="
+                )
+                failed.update(dict.fromkeys(keys, note))
+        return failed
+
+    def _source_actions_failed(self, failed: dict[str, str], what: str) -> None:
+        """Say on the mailbox's report that items were routed but not deleted or moved."""
+        if not failed:
+            return
+        self._unhandled += len(failed)
+        self.report.status = "error"
+        first = next(iter(failed.values()))
+        self.report.error = (
+            f"{self._unhandled} item(s) in the CRM could not be deleted or moved (latest:"
+            f" {len(failed)} {what}): {first}"
+        )

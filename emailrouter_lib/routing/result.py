@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 import emailrouter_lib
+from emailrouter_lib.routing.storable import storable_value
 
 if TYPE_CHECKING:
     from emailrouter_lib.routing.decide import Decision
@@ -152,18 +153,21 @@ class RoutingResult:
         # The renderer sits in the reports layer; the result hands it plain tables.
         from emailrouter_lib.reports.artifacts import write_run_artifacts
 
-        summary = self.summary
+        # Written after the CRM and the ledger committed: one message's text must never cost the
+        # run its record, so every string is made storable here too (decide already did).
+        summary = storable_value(self.summary)
         # The page shows the per-mailbox detail as its own table, not as text in the summary.
         shown = {k: v for k, v in summary.items() if k not in ("mailboxes", "parameters_hash")}
+        tables = {
+            "results": self.table,
+            "mailboxes": self.mailbox_table,
+            **({"outgoing": self.outgoing_table} if self.outgoing else {}),
+        }
         return write_run_artifacts(
             Path(run_dir),
             summary=summary,
             report_summary=shown,
-            tables={
-                "results": self.table,
-                "mailboxes": self.mailbox_table,
-                **({"outgoing": self.outgoing_table} if self.outgoing else {}),
-            },
+            tables={name: frame.map(storable_value) for name, frame in tables.items()},
             title=f"Routing batch {self.run_id}",
         )
 

@@ -38,6 +38,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from emailrouter_lib.config import ProviderConfig, RouterConfig
 from emailrouter_lib.crm.base import CrmBackend, MailboxSettingsStore, SendingMailbox
 from emailrouter_lib.errors import MailboxError, RoutingError
+from emailrouter_lib.mailboxes.ews_url import ews_url_for
 from emailrouter_lib.mailboxes.url import open_sender
 from emailrouter_lib.secrets import is_reference
 
@@ -393,31 +394,9 @@ def _smtp_url(
     return url + (f"?{urlencode(query, safe=':/@{}')}" if query else "")
 
 
-def _ews_url(
-    server: str,
-    *,
-    login: str,
-    mailbox: str,
-    auth: str,
-    access: str | None,
-    use_ssl: bool | None,
-    password: str | None,
-) -> str | None:
-    """An EWS endpoint (``https://host/EWS/Exchange.asmx``, or empty for Autodiscover) as a
-    ``ewss://`` (``ews://`` for http) sender URL sending from *mailbox*."""
-    if not password:
-        return None
-    text = server if "://" in server else (f"//{server}" if server else "")
-    parts = urlsplit(text)
-    plain = parts.scheme.lower() == "http" or (use_ssl is False and parts.scheme.lower() != "https")
-    scheme = "ews" if plain else "ewss"
-    host = parts.hostname or "autodiscover"
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
-    query = {"mailbox": mailbox, "auth": auth, "password": password}
-    if access:
-        query["access"] = access
-    path = parts.path if parts.hostname else ""
-    return f"{scheme}://{quote(login, safe='')}@{netloc}{path}?{urlencode(query, safe=':/@{}')}"
+def _ews_url(server: str, *, password: str | None, **settings: Any) -> str | None:
+    """An EWS endpoint (or empty for Autodiscover) as a sender URL; None without a password."""
+    return ews_url_for(server, password=password, **settings) if password else None
 
 
 def _int(value: Any) -> int | None:

@@ -13,27 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emailrouter_lib.config import CONFIG_NAME
+from emailrouter_lib.config.edit import SAMPLE_CONFIG
 from emailrouter_lib.crm import SqliteCrm, init_crm, sqlite_path
 from emailrouter_lib.crm.demo import (
-    ALICE,
     BOB,
     FORWARD_MAILBOX,
-    FRANK,
-    GINA,
     SALES,
     SEED_TIME,
-    SUPPORT,
 )
 
-SAMPLE_CONFIG = Path(__file__).resolve().parents[1] / "demo" / "data" / "config" / CONFIG_NAME
-_SWAPS = {
-    "0a1b2c3d-13d8-e011-9077-00155d012a01": ALICE.id,
-    "0a1b2c3d-13d8-e011-9077-00155d012a02": GINA.id,
-    "0a1b2c3d-13d8-e011-9077-00155d012a03": FRANK.id,
-    "5e6f7a8b-19d8-e011-9077-00155d012b01": SUPPORT.id,
-    "5e6f7a8b-19d8-e011-9077-00155d012b02": SALES.id,
-    "crm-sink@contoso.com": FORWARD_MAILBOX.address,
-}
+# The one value the sample and the demo CRM spell differently: the forward mailbox's address (the
+# sample is a file of contoso.com; the demo organisation's mail domain is contoso.example).
+_SWAPS = {"crm-sink@contoso.com": FORWARD_MAILBOX.address}
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,12 @@ from emailrouter_lib.crm.dataverse.session import (
 )
 from emailrouter_lib.crm.dataverse.settings import DataverseSettings, parse_dataverse_url
 from emailrouter_lib.crm.dataverse.state import RouterState, default_state_path
-from emailrouter_lib.errors import CrmError
+from emailrouter_lib.errors import CrmError, CrmRecordError
 
 # Values per In(...) list: a part of 3 x 200 addresses stays far below the 64 KB a GET inside a
 # $batch may have, and below the URL limits of IIS for the odd plain GET.
 IN_CHUNK = 200
+RECORD_STATUS = (400, 413, 422)  # a change set refused for what one of its records holds
 
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 DUPLICATE_KEY = "0x80040237"  # "Cannot insert duplicate key" / a record with that key exists
@@ -636,7 +637,10 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             if committed
             else ""
         )
-        raise CrmError(
+        # 400/413/422 answer what one record holds (a value, a size); anything else (auth,
+        # throttling, a server fault, no answer) is the CRM's state and stops the mailbox.
+        record = failed is not None and failed.status in RECORD_STATUS
+        raise (CrmRecordError if record else CrmError)(
             f"{self.url}: could not create {len(group)} of {total} email(s): the change set "
             f"failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) with HTTP "
             f"{failed.status if failed else '?'} {code} {message[:300]}; nothing of this change "
