@@ -378,13 +378,30 @@ def _explain_failure(
     )
 
 
+# JupyterLab's page template with the blocks that load scripts from a CDN left empty (require.js,
+# MathJax, Mermaid, the widget manager): the notebook's HTML is read offline, from a share or an
+# attachment, and our outputs need none of them (tables and inline images only).
+_OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def _export_html(executed: Path, exported: Path) -> None:
-    """The executed notebook as HTML without code cells' input, for people who don't read code."""
+    """The executed notebook as HTML without code cells' input, for people who don't read code;
+    it loads nothing from the network."""
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True
+        extra_loaders=[jinja2.DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="offline.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
     )
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     exported.write_text(body, encoding="utf-8")

@@ -295,3 +295,29 @@ def test_command_line(tmp_path, capsys):
     )
     assert args.func(args) == 1
     assert "unreachable" in capsys.readouterr().out
+
+
+def test_the_demo_lists_each_mailbox_once(tmp_path):
+    """Alice (an Exchange provider in the configuration, a Maildir URL in the parameters) and Bob
+    (POP3 and Exchange providers) were each listed twice, as "skipped" and as checked."""
+    from emailrouter_lib.demo.environment import prepare_audit_demo
+
+    env = prepare_audit_demo(tmp_path / "demo")
+    result = audit.run(
+        {
+            "mailboxes": env.mailbox_urls,
+            "crm": env.crm_url,
+            "config": [str(env.config_path)],
+            "config_password": env.config_password,
+            "since": None,
+            "progress": False,
+        }
+    )
+    table = result.table
+    addresses = table["mailbox"].tolist()
+    assert len(addresses) == len(set(addresses)), table[["state", "mailbox"]]
+    alice = table[table["mailbox"] == demo.ALICE_ADDRESS].iloc[0]
+    assert alice["state"] == "ok"
+    assert "not used: Exchange" in alice["named_by"]  # where the skipped row came from stays
+    bob = table[table["mailbox"] == demo.BOB.address].iloc[0]
+    assert bob["state"] == "unreachable"

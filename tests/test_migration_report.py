@@ -89,9 +89,11 @@ def test_audit_report_in_headless_chromium(demo_run, tmp_path):
     screenshot = tmp_path / "migration-report.png"
     seen = inspect_in_chromium(demo_run.run_dir / "report.html", screenshot, look)
     assert seen["title"] == "Migration to server-side synchronization"
-    # one section per table; an empty one (nothing unmigratable here) says "No rows."
-    assert seen["sections"] == len(TABLES)
-    assert (seen["tables"], seen["empty"]) == (len(TABLES) - 1, 1)
+    # planned beside applied first, then one section per table; an empty one (nothing
+    # unmigratable here) says "No rows."
+    assert seen["sections"] == len(TABLES) + 1
+    assert (seen["tables"], seen["empty"]) == (len(TABLES), 1)
+    assert seen["headings"][0] == "planned and applied"
     for name in ("profiles", "mailboxes", "warnings", "schedule", "applied"):
         assert any(name in h for h in seen["headings"]), seen["headings"]
     assert seen["rows"] > 10
@@ -100,3 +102,29 @@ def test_audit_report_in_headless_chromium(demo_run, tmp_path):
     assert seen["errors"] == []
     assert [m for m in seen["console"] if m[0] in ("error", "warning")] == []
     assert all(url.startswith(("file:", "data:")) for url in seen["requests"]), seen["requests"]
+
+
+def test_planned_and_applied_counts_reconcile_row_by_row(tmp_path):
+    """ "planned 4 create, 5 update" beside "applied 4 created, 6 updated, 5 unchanged" added up
+    to nothing; per CRM table they must, and option values read as words."""
+    from emailrouter_lib import migration
+    from emailrouter_lib.migration.demo import prepare_migration_demo
+    from emailrouter_lib.migration.report import reconcile_table, report_tables
+
+    env = prepare_migration_demo(tmp_path / "demo")
+    params = {"configs": [str(env.config)], "crm": env.crm_url, "dry_run": False}
+    result = migration.run({**params, "run_dir": str(tmp_path)})
+    table = reconcile_table(result).set_index("rows")
+    for rows in ("email server profiles", "mailboxes"):
+        row = table.loc[rows]
+        assert row["planned: create"] == row["applied: created"], row
+        assert row["planned: update"] == row["applied: updated"], row
+        assert row["planned: unchanged"] == row["applied: unchanged"], row
+    assert table.loc["users' delivery methods", "note"].startswith("written with each mailbox")
+    changed = table[["applied: created", "applied: updated"]].sum().sum()
+    assert changed == result.record.changed  # every written row is in one line of the table
+    profiles = report_tables(result)["profiles"]
+    assert set(profiles["server type"]) == {"Exchange Server", "Other (POP3/SMTP)"}
+    assert "995" in profiles["incoming port"].astype(str).tolist()
+    warnings = " ".join(report_tables(result)["warnings"]["message"])
+    assert "approval is pending approval, not approved" in warnings and "is 2" not in warnings

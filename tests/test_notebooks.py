@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -199,3 +200,11 @@ def test_notebook_runs_with_its_demo_parameters(notebook, tmp_path):
     summary = json.loads((run.run_dir / "summary.json").read_text(encoding="utf-8"))
     counts = summary.get("counts", {})
     assert counts and sum(counts.values()) > 0, f"nothing happened in the demo: {summary}"
+    # The notebook's HTML is read offline: no script or style from a CDN (require.js, MathJax);
+    # and it reads like a report, not like raw pandas.
+    page = run.notebook_html.read_text(encoding="utf-8")
+    assert re.findall(r'<(?:script|link)[^>]+(?:src|href)="(?:https?:)?//[^"]*"', page) == []
+    assert "mathjax" not in page.lower() and "require.min.js" not in page
+    text = re.sub(r"<style.*?</style>|<script.*?</script>|<[^>]+>", " ", page, flags=re.S)
+    for raw in ("NaN", "&lt;NA&gt;", "995.0", "{'", "dry run True"):
+        assert raw not in text, f"{raw!r} in {run.notebook_html.name}"

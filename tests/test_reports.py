@@ -270,3 +270,51 @@ def test_browser_sorts_and_filters_on_click(tmp_path):
     assert 'data-label-up="delta,beta,alpha,gamma"' in dom  # item 1 < item 9 < item 10 < Item 100
     assert 'data-filtered="beta"' in dom
     assert 'data-count="1 of 4 rows"' in dom
+
+
+# -- what a manager reads: words, failures first, details on demand ----------------------------
+
+
+def test_outcomes_in_plain_language_with_the_class_or_rule_beside_them():
+    from emailrouter_lib.reports.labels import outcome_label
+
+    assert outcome_label("created") == "Created"
+    assert (
+        outcome_label("skipped:REPORT.IPM.Note.NDR")
+        == "Skipped: non-delivery report (REPORT.IPM.Note.NDR)"
+    )
+    assert outcome_label("filtered:not-a-response") == "Filtered: not a response to CRM email"
+    assert outcome_label("skipped:REPORT.IPM.Note.Custom") == (
+        "Skipped: delivery report (REPORT.IPM.Note.Custom)"
+    )
+    assert outcome_label("skipped:IPM.Note.Custom") == "Skipped: IPM.Note.Custom"  # no guess
+    assert outcome_label("quarantined:CrmError") == "Quarantined: CrmError"
+
+
+def test_alerts_come_before_the_summary_and_long_values_go_to_the_details():
+    long_url = "maildir:///srv/mail/" + "x" * 80 + "/support"
+    frame = pd.DataFrame(
+        [{"outcome": "created", "subject": "Hi", "mailbox": long_url, "item_key": "k" * 60}]
+    )
+    page = render_html_report(
+        "t",
+        {"failed_mailboxes": 1, "messages": 1},
+        {"results": frame},
+        alerts=["imaps://mail.example/INBOX: error: login refused"],
+        alert_title="1 mailbox failed",
+        main_columns={"results": ["outcome", "subject", "mailbox"]},
+    )
+    assert page.index('class="alert" role="alert"') < page.index('class="summary"')
+    assert "1 mailbox failed" in page and "login refused" in page
+    assert '<li class="card bad">' in page  # a non-zero failure count is red
+    # The row shows three columns; item_key is only in the details row, the URL is shortened
+    # there with the whole value in its tooltip and in the details.
+    head = re.search(r"<thead>(.*?)</thead>", page, re.S).group(1)
+    assert "item key" not in head and head.count("<th") == 3
+    assert f'title="{long_url}"' in page and f"<dd>{long_url}</dd>" in page
+    assert '<tr class="detail" hidden>' in page and "<dd>" + "k" * 60 + "</dd>" in page
+
+
+def test_no_alert_section_when_nothing_failed():
+    page = render_html_report("t", {"messages": 0}, {}, alerts=[])
+    assert 'role="alert"' not in page

@@ -35,8 +35,11 @@ STATE_ORDER = (
     "not-checked",
     "ok",
 )
+FINE_STATES = ("ok", "skipped", "not-checked")  # anything else failed, and heads the report
 HTML_ROWS = 1000  # rows per table in report.html; the CSV and Excel files hold every row
 
+# What a mailbox row shows; the other columns are in the row's details.
+REPORT_COLUMNS = ["state", "mailbox", "name", "error", "items", "unprocessed", "oldest_unprocessed"]
 COUNT_COLUMNS = ("items", "unprocessed", "in_window", "tracked", "untracked")
 MAILBOX_COLUMNS = [
     "state",
@@ -209,7 +212,7 @@ class AuditResult:
     @property
     def ok(self) -> bool:
         """True when every mailbox that was tried answered."""
-        return all(r.probe.state in ("ok", "skipped", "not-checked") for r in self.rows)
+        return all(r.probe.state in FINE_STATES for r in self.rows)
 
     def _total(self, name: str) -> int:
         return sum(getattr(r.probe, name) or 0 for r in self.rows)
@@ -245,15 +248,18 @@ class AuditResult:
 
     def report_summary(self) -> dict[str, Any]:
         """What a person reads first, in that order (summary.json has the rest)."""
+        from emailrouter_lib.reports.labels import message_class_label
+
         window = f"since {self.since:%Y-%m-%d %H:%M} UTC" if self.since else "all items"
         summary: dict[str, Any] = {
+            "failed_mailboxes": len(self._failed()),
             "mailboxes": len(self.rows),
             "findings": len(self.findings),
             "unprocessed_items": self._total("unprocessed"),
             "items_in_the_window": self._total("in_window"),
             "tracked_items": self._total("tracked"),
             "mailboxes_by_state": self.counts,
-            "message_class_mix": self.class_mix,
+            "message_class_mix": {message_class_label(c): n for c, n in self.class_mix.items()},
         }
         if self.rule_counts:
             summary["forward_rules_by_state"] = self.rule_counts
@@ -271,8 +277,19 @@ class AuditResult:
 
     # -- rendering ---------------------------------------------------------------------------
 
+    def _failed(self) -> list[AuditRow]:
+        return [r for r in self.rows if r.probe.state not in FINE_STATES]
+
+    def alerts(self) -> list[str]:
+        """One line per mailbox that could not be read: the report's red banner."""
+        return [
+            f"{r.target.address or r.target.shown}: {r.probe.state}: {r.probe.error or ''}".rstrip()
+            for r in self._failed()
+        ]
+
     def figures(self) -> dict[str, str]:
         from emailrouter_lib.reports.charts import BAD, GOOD, NEUTRAL, WARN, bar_chart
+        from emailrouter_lib.reports.labels import message_class_label
 
         colours = {"ok": GOOD, "skipped": NEUTRAL, "not-checked": NEUTRAL, "throttled": WARN}
         states = self.counts
@@ -291,7 +308,7 @@ class AuditResult:
         if mix:
             order = sorted(mix, key=lambda c: -mix[c])[:15]
             figures["Message classes in the window (green: tracked)"] = bar_chart(
-                mix,
+                {message_class_label(c): mix[c] for c in mix},
                 title="Message classes in the window",
                 xlabel="items",
                 colors=[GOOD if is_tracked(c, self.tracked_classes) else NEUTRAL for c in order],
@@ -345,6 +362,9 @@ class AuditResult:
             links=links,
             max_rows=HTML_ROWS,
             workbook="audit.xlsx",
+            alerts=self.alerts(),
+            alert_title=_failed_title(len(self._failed())),
+            main_columns={"mailboxes": REPORT_COLUMNS},
         )
 
     def _subtitle(self) -> str:
@@ -377,8 +397,14 @@ class AuditResult:
         return result_html(
             f"Mailbox audit {self.run_id}",
             self.report_summary(),
-            {"mailboxes": self.table, "findings": self.findings_table},
+            {"mailboxes": self.table},  # the notebook shows the findings whole, below
         )
+
+
+def _failed_title(failed: int) -> str | None:
+    if not failed:
+        return None
+    return f"{failed} mailbox{'es' if failed != 1 else ''} could not be read"
 
 
 def _when(moment: datetime | None) -> str | None:

@@ -105,7 +105,29 @@ def collect_targets(
         targets[f"crm:{mailbox.address}"] = Target(
             mailbox.address, mailbox.kind, origins=[origin], skipped=why
         )
-    return list(targets.values()), listing
+    return _one_row_per_address(targets), listing
+
+
+def _one_row_per_address(targets: dict[str, Target]) -> list[Target]:
+    """Drop a "skipped" row for an address that another row connects to.
+
+    A configuration can name a user under a provider we cannot read (Exchange) while a mailbox
+    URL, or another provider, reaches the same mailbox: listing it as both "skipped" and "ok" made
+    the report say two things about one mailbox. The connected row keeps where the skipped one
+    was named, and why that source was not used.
+    """
+    connected: dict[str, Target] = {}
+    for row in targets.values():
+        if row.address and row.skipped is None and row.url is not None:
+            connected.setdefault(row.address.lower(), row)
+    rows = []
+    for row in targets.values():
+        other = connected.get((row.address or "").lower()) if row.skipped else None
+        if other is None:
+            rows.append(row)
+            continue
+        other.origins += [f"{origin} (not used: {row.skipped})" for origin in row.origins]
+    return rows
 
 
 def template_url(url_template: str, address: str, record_id: str = "") -> str:

@@ -18,6 +18,8 @@ from emailrouter_lib.config.validation import ValidationReport
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mailboxes import access
 
+REPORT_ORDER = ("access", "findings", "load_data", "entries", "profiles", "deployments")
+
 
 @dataclass
 class ConfigureParams:
@@ -105,14 +107,88 @@ class ConfigureResult:
         run_dir.mkdir(parents=True, exist_ok=True)
         diff = run_dir / "publish.diff"
         diff.write_text(self.publish_plan.diff, encoding="utf-8")
+        tables = self.tables()
         written = write_run_artifacts(
             run_dir,
             summary=self.summary,
-            tables=self.tables(),
+            report_summary=self.report_summary(),
+            tables=tables,
+            # Problems first: what Test Access could not reach, then what the file gets wrong.
+            report_tables={name: tables[name] for name in REPORT_ORDER},
             title="Router configuration",
             subtitle=self.publish_plan.summary(),
+            figures=self.figures(),
+            alerts=self.alerts(),
+            alert_title=f"{len(self.alerts())} problem(s) to fix before publishing"
+            if self.alerts()
+            else None,
+            links={"The change to the file (publish.diff)": "publish.diff"},
+            main_columns={
+                "access": ["outcome", "entry", "kind", "direction", "message"],
+                "load_data": ["action", "kind", "name", "email_address", "incoming", "reason"],
+                "entries": ["kind", "name", "email_address", "incoming", "outgoing", "enabled"],
+                "findings": ["severity", "message", "line"],
+            },
         )
         return {**written, "publish.diff": diff}
+
+    def alerts(self) -> list[str]:
+        """Mailboxes Test Access could not reach and errors in the file: the report's banner."""
+        lines = [
+            f"{r.entry} ({r.direction}): {r.outcome}: {r.message}"
+            for r in self.access_report.results
+            if not r.ok
+        ]
+        lines += [f"line {f.line}: {f.message}" for f in self.validation.errors]
+        return lines
+
+    def report_summary(self) -> dict[str, Any]:
+        """What a person reads first: problems, then the configuration and what changed."""
+        load = self.load_plan.counts() if self.load_plan else {}
+        access = self.access_report.counts()
+        summary: dict[str, Any] = {
+            "failed_mailboxes": sum(n for o, n in access.items() if o not in ("ok", "skipped")),
+            "profiles": len(self.editor.profiles),
+            "users_and_queues": len(self.editor.entries()),
+            "mailboxes_tested_ok": access.get("ok", 0),
+            "findings": len(self.validation.findings),
+        }
+        if load:
+            summary["load_data"] = {k: v for k, v in load.items() if v}
+        summary["file"] = str(self.config_path)
+        if self.published and self.published.written:
+            summary["published"] = f"yes, to {self.publish_to}"
+            if self.published.backup:
+                summary["backup_of_the_old_file"] = str(self.published.backup)
+        else:
+            summary["published"] = "no (apply is false: the diff shows what would change)"
+        return summary
+
+    def figures(self) -> dict[str, str]:
+        from emailrouter_lib.reports.charts import ACCENT, BAD, GOOD, NEUTRAL, WARN, bar_chart
+
+        figures = {}
+        if self.load_plan:
+            load = {k: v for k, v in self.load_plan.counts().items() if v}
+            colour = {"new": ACCENT, "changed": ACCENT, "unchanged": GOOD, "gone": WARN}
+            figures["Load Data: users and queues from the CRM"] = bar_chart(
+                load,
+                title="Load Data: users and queues",
+                xlabel="users and queues",
+                colors=[colour.get(a, NEUTRAL) for a in sorted(load, key=lambda a: -load[a])],
+            )
+        access = self.access_report.counts()
+        if access:
+            figures["Test Access: mailbox connections"] = bar_chart(
+                access,
+                title="Test Access",
+                xlabel="connections",
+                colors=[
+                    GOOD if o == "ok" else (NEUTRAL if o == "skipped" else BAD)
+                    for o in sorted(access, key=lambda o: -access[o])
+                ],
+            )
+        return figures
 
     def form(self, *, forward_mailbox: dict | None = None):
         """The ipywidgets form over this run's editor (JupyterLab only)."""

@@ -21,6 +21,7 @@ from emailrouter_lib.migration.enable import (
     apply_test_and_enable,
     plan_test_and_enable,
 )
+from emailrouter_lib.migration.mapping import SERVERTYPE_LABELS
 from emailrouter_lib.migration.model import MigrationPlan
 from emailrouter_lib.migration.planner import PlanOptions, RouterInput, build_plan
 from emailrouter_lib.migration.profiles import DEFAULT_PASSWORD_REFERENCE
@@ -129,7 +130,8 @@ class MigrationResult:
         ]
         for profile in self.plan.profiles:
             lines.append(
-                f"  profile {profile.name!r}: servertype {profile.servertype}, "
+                f"  profile {profile.name!r}: "
+                f"{SERVERTYPE_LABELS.get(profile.servertype, profile.servertype)}, "
                 f"{profile.mailbox_count} mailbox(es), {profile.action}"
             )
         for item in self.plan.not_migrated:
@@ -141,10 +143,13 @@ class MigrationResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
+        from emailrouter_lib.migration.report import report_summary, report_tables
         from emailrouter_lib.reports.display import result_html
 
-        title = "Migration plan" + (" (dry run)" if self.dry_run else ", applied")
-        return result_html(title, self.summary, self.tables())
+        title = "Migration plan" + (", applied" if self.record is not None else "")
+        tables = report_tables(self)
+        shown = {"planned_and_applied": tables["planned_and_applied"]}  # the rest: below
+        return result_html(title, report_summary(self), shown)
 
 
 def load_routers(

@@ -38,6 +38,32 @@ SERVERTYPE_LABELS = {
     SERVERTYPE_EXCHANGE_ONLINE_HYBRID: "Exchange Online (Hybrid)",
 }
 
+CREDENTIALS_LABELS = {
+    CREDENTIALS_USER_OR_QUEUE: "credentials of the user or queue",
+    CREDENTIALS_PROFILE: "credentials in the profile",
+    CREDENTIALS_SERVER_TO_SERVER: "server-to-server",
+    CREDENTIALS_WINDOWS_INTEGRATED: "Windows integrated",
+    CREDENTIALS_ANONYMOUS: "anonymous",
+}
+AUTH_LABELS = {AUTH_AUTO_DETECT: "auto-detect", AUTH_NEGOTIATE: "Negotiate", AUTH_NTLM: "NTLM"}
+AUTH_LABELS[AUTH_BASIC] = "Basic"
+# mailbox.incoming/outgoingemaildeliverymethod and emailrouteraccessapproval (crm/base.py's values)
+DELIVERY_LABELS = {
+    0: "none",
+    1: "Outlook",
+    2: "server-side sync or Email Router",
+    3: "forward mailbox",
+}
+APPROVAL_LABELS = {0: "empty", 1: "approved", 2: "pending approval", 3: "rejected"}
+EXCHANGE_VERSION_LABELS = {
+    0: "Exchange 2007",
+    1: "Exchange 2007 SP1",
+    2: "Exchange 2010",
+    3: "Exchange 2010 SP1",
+    4: "Exchange 2010 SP2",
+    5: "Exchange 2013 or later",
+}
+
 EXCHANGE_ONLINE_EWS = "https://outlook.office365.com/EWS/Exchange.asmx"
 
 # -- router provider families ------------------------------------------------------------------

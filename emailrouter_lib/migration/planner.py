@@ -573,7 +573,7 @@ class _CrmComparison:
             self.warn(
                 "not-approved",
                 f"{mailbox.owner} ({recipient.name}, {recipient.emailaddress}): email address "
-                f"approval is {recipient.emailrouteraccessapproval}, not 1 (approved)",
+                f"approval is {_approval(recipient.emailrouteraccessapproval)}, not approved",
                 owner=mailbox.owner,
                 profile=mailbox.emailserverprofile,
             )
@@ -594,7 +594,7 @@ class _CrmComparison:
             self.warn(
                 "not-approved",
                 f"forward mailbox {mailbox.emailaddress}: email address approval is "
-                f"{row.get('emailrouteraccessapproval')}, not 1 (approved)",
+                f"{_approval(row.get('emailrouteraccessapproval'))}, not approved",
                 owner=mailbox.owner,
                 profile=mailbox.emailserverprofile,
             )
@@ -625,3 +625,8 @@ def _recipient_differences(mailbox: MailboxPlan, recipient: Any) -> list[str]:
 
 def _norm(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
+
+
+def _approval(value: Any) -> str:
+    """An approval option value in words (``2`` → ``pending approval``)."""
+    return m.APPROVAL_LABELS.get(value, f"unknown ({value})")

@@ -40,6 +40,10 @@ def write_run_artifacts(
     report_summary: Mapping[str, Any] | None = None,
     max_rows: int = 20_000,
     workbook: str | None = None,
+    alerts: Sequence[str] = (),
+    alert_title: str | None = None,
+    report_tables: Mapping[str, pd.DataFrame] | None = None,
+    main_columns: Mapping[str, Sequence[str]] = {},
 ) -> dict[str, Path]:
     """Write the run's artifacts into *run_dir* and return them by file name.
 
@@ -47,7 +51,9 @@ def write_run_artifacts(
     the keys of the returned dict are the file names: ``summary.json``, ``results.csv``, …,
     ``report.html``. *workbook* (e.g. ``"report.xlsx"``) adds an Excel file with one sheet per
     table, linked from the page. *report_summary*, when given, is what the page shows in place of
-    *summary* (``summary.json`` keeps the machine-readable one). *figures*, *links* and
+    *summary* (``summary.json`` keeps the machine-readable one); *report_tables*, likewise, is
+    what the page shows in place of *tables* (words for people; the CSV files keep the words
+    scripts filter on). *figures*, *links*, *alerts*, *alert_title*, *main_columns* and
     *max_rows* are passed to :func:`render_html_report`.
     """
     run_dir = Path(run_dir)
@@ -73,12 +79,15 @@ def write_run_artifacts(
     page = render_html_report(
         title,
         summary if report_summary is None else report_summary,
-        tables,
+        tables if report_tables is None else report_tables,
         subtitle=subtitle,
         notes=notes,
         figures=figures,
         links=links,
         max_rows=max_rows,
+        alerts=alerts,
+        alert_title=alert_title,
+        main_columns=main_columns,
     )
     written["report.html"] = _write(run_dir / "report.html", page)
     return written

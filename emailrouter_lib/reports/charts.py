@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from emailrouter_lib.reports.figures import figure_html
 
 GOOD, WARN, BAD, NEUTRAL, ACCENT = "#1a7f37", "#9a6700", "#cf222e", "#8c959f", "#0b5cad"
-_MAX_LABEL = 48
+_MAX_LABEL = 64
 
 
 def bar_chart(
@@ -32,8 +32,11 @@ def bar_chart(
     else:
         palette = list(colors)[: len(items)] + [ACCENT] * max(0, len(items) - len(colors))
     height = 0.9 + 0.32 * max(len(items), 1)
-    figure, axes = plt.subplots(figsize=(6.4, height))
     labels = [_short(k) for k, _ in items][::-1]
+    # Wide enough for its labels, so long ones ("Skipped: non-delivery report (...)") leave the
+    # bars room.
+    longest = max((len(label) for label in labels), default=0)
+    figure, axes = plt.subplots(figsize=(max(6.4, 3.6 + 0.075 * longest), height))
     values = [v for _, v in items][::-1]
     bars = axes.barh(labels, values, color=palette[::-1])
     axes.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=8)

@@ -22,6 +22,7 @@ __all__ = [
     "is_interactive",
     "result_html",
     "show",
+    "table",
     "want_progress",
 ]
 
@@ -59,10 +60,49 @@ def frame_preview_html(df: pd.DataFrame, n: int = 5) -> str:
     if total == 0:
         return "<p><em>no rows</em></p>"
     # pandas escapes cell values and column names (escape=True is its default, stated for clarity).
-    table = df.head(n).to_html(index=False, escape=True, border=0, na_rep="")
+    table = _tidy(df.head(n)).to_html(index=False, escape=True, border=0, na_rep="")
     shown = min(n, total)
     caption = f"showing {shown} of {total} row{'' if total == 1 else 's'}"
     return f'{table}<p style="color:#59636e;margin:2px 0 0"><em>{caption}</em></p>'
+
+
+class Table:
+    """A whole table for a notebook: every row and column, blanks for missing values, whole
+    numbers without ``.0``. pandas' own display cuts wide tables with "..." and shows ``NaN``,
+    ``<NA>`` and ``995.0``, which the notebook's HTML export then keeps for people to puzzle over.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def _repr_html_(self) -> str:
+        if len(self.frame) == 0:
+            return "<p><em>no rows</em></p>"
+        html_table = _tidy(self.frame).to_html(index=False, escape=True, border=0, na_rep="")
+        return f'<div style="overflow-x:auto">{html_table}</div>'  # scrolls, never cut off
+
+    def __repr__(self) -> str:
+        return _tidy(self.frame).to_string(index=False, na_rep="")
+
+
+def table(frame: pd.DataFrame) -> Table:
+    """*frame* shown whole and tidy in Jupyter (see :class:`Table`)."""
+    return Table(frame)
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """For display: float columns that hold only whole numbers (ports, counts with a gap) as
+    integers, and every missing value blank."""
+    frame = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values):
+            present = values.dropna()
+            if (present == present.round()).all():
+                values = values.astype("Int64")
+        # Blank, not "<NA>": pandas' na_rep does not cover the nullable integer columns.
+        frame[column] = values.astype(object).where(values.notna(), "")
+    return frame
 
 
 def result_html(
@@ -75,7 +115,7 @@ def result_html(
     """A compact HTML fragment for ``_repr_html_``: the summary as a two-column table, then
     a preview of each table."""
     rows = "".join(
-        f'<tr><th style="text-align:left;padding-right:1em">{_e(key)}</th>'
+        f'<tr><th style="text-align:left;padding-right:1em">{_e(str(key).replace("_", " "))}</th>'
         f'<td style="text-align:left">{_e(_brief(value))}</td></tr>'
         for key, value in summary.items()
     )

@@ -175,7 +175,7 @@ class BatchDecider:
                 item.decision = self._decide_one(item, known, parties, recipients, seen_in_batch)
             except Exception as exc:
                 item.decision = _crashed(item.key, item.raw, exc)
-        decisions = [_storable_decision(item.decision) for item in items]
+        decisions = [_storable_decision(item.decision, item.message) for item in items]
         for item, decision in zip(items, decisions, strict=True):
             if decision.email is not None:
                 decision.original = item.raw
@@ -363,15 +363,23 @@ def _lookup_keys(item: _Item) -> tuple[set[str], set[str], str | None]:
     return {storable(i) for i in ids}, {storable(a) for a in addresses}, storable(forwarder)
 
 
-def _storable_decision(decision: Decision) -> Decision:
-    """*decision* with storable text; the row says when characters had to be replaced."""
+def _storable_decision(decision: Decision, message: ParsedMessage | None) -> Decision:
+    """*decision* with storable text; the row says when characters had to be replaced, here or
+    already by the mail layer (its defects say where)."""
     clean, replaced = storable_record(decision)
-    if replaced:
+    defects = message.defects if message else ()
+    repaired = [d for d in defects if any(mark in d for mark in _REPAIRED)]
+    if replaced or repaired:
+        where = f" ({'; '.join(repaired[:3])})" if repaired else ""
         clean.reason += (
-            f"; {replaced} character(s) that cannot be stored (a lone surrogate or NUL) were"
-            " replaced by U+FFFD"
+            "; characters that cannot be stored (a lone surrogate or NUL) were replaced by"
+            f" U+FFFD{where}"
         )
     return clean
+
+
+# How the mail layer's defects name a repair of unstorable text (ParsedMessage._storable).
+_REPAIRED = ("cannot be stored", "NUL characters removed")
 
 
 def _crashed(key: str, raw: bytes, exc: Exception) -> Decision:

@@ -6,7 +6,6 @@ terminal, and writes the run's artifacts (summary.json, results.csv, report.html
 
 from __future__ import annotations
 
-import html
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -152,21 +151,32 @@ class RoutingResult:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
         # The renderer sits in the reports layer; the result hands it plain tables.
         from emailrouter_lib.reports.artifacts import write_run_artifacts
+        from emailrouter_lib.reports.routing import routing_page
 
         # Written after the CRM and the ledger committed: one message's text must never cost the
         # run its record, so every string is made storable here too (decide already did).
         summary = storable_value(self.summary)
-        # The page shows the per-mailbox detail as its own table, not as text in the summary.
-        shown = {k: v for k, v in summary.items() if k not in ("mailboxes", "parameters_hash")}
         tables = {
             "results": self.table,
             "mailboxes": self.mailbox_table,
             **({"outgoing": self.outgoing_table} if self.outgoing else {}),
         }
+        # The page (failures first, words for people) is built in the reports layer; its
+        # messages' text is made storable like the files'.
+        page = {
+            key: (
+                {name: frame.map(storable_value) for name, frame in value.items()}
+                if key == "report_tables"
+                else value
+                if key == "figures"
+                else storable_value(value)
+            )
+            for key, value in routing_page(self).items()
+        }
         return write_run_artifacts(
             Path(run_dir),
             summary=summary,
-            report_summary=shown,
+            **page,
             tables={name: frame.map(storable_value) for name, frame in tables.items()},
             title=f"Routing batch {self.run_id}",
         )
@@ -187,29 +197,6 @@ class RoutingResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        counts = (
-            "".join(f"<li>{html.escape(k)}: {v}</li>" for k, v in self.counts.items())
-            or "<li>no new messages</li>"
-        )
-        boxes = "".join(
-            f"<li>{html.escape(m.mailbox)}: {html.escape(m.status)}"
-            + (f" ({html.escape(m.error or '')})" if m.error else "")
-            + "</li>"
-            for m in self.mailboxes
-        )
-        table = self.table
-        preview = table.head(5).to_html(index=False, escape=True, na_rep="")
-        outgoing = ""
-        if self.outgoing:
-            sent = "".join(
-                f"<li>{html.escape(k)}: {v}</li>" for k, v in self.outgoing_counts.items()
-            )
-            out = self.outgoing_table.head(5).to_html(index=False, escape=True, na_rep="")
-            outgoing = (
-                f"<h5>Outgoing</h5><ul>{sent}</ul>{out}"
-                f"<p>showing {min(5, len(self.outgoing))} of {len(self.outgoing)} emails</p>"
-            )
-        return (
-            f"<h4>Routing run {html.escape(self.run_id)}</h4><ul>{counts}</ul><ul>{boxes}</ul>"
-            f"{preview}<p>showing {min(5, len(table))} of {len(table)} messages</p>{outgoing}"
-        )
+        from emailrouter_lib.reports.routing import routing_html
+
+        return routing_html(self)

@@ -112,13 +112,72 @@ class RulesResult:
         written = write_run_artifacts(
             run_dir,
             summary=self.summary,
+            report_summary=self.report_summary(),
             tables=self.tables(),
             title=title,
             subtitle=f"rule {self.plan.rule_name!r}, mode {self.plan.mode}",
             notes=notes,
             links={name: name for name in manual},
+            figures=self.figures(),
+            alerts=self.alerts(),
+            main_columns={"plan": ["action", "mailbox", "owner", "reason", "forward_to"]},
         )
         return {**written, **manual}
+
+    def alerts(self) -> list[str]:
+        """Mailboxes whose rule could not be read, written or verified: the report's banner."""
+        lines = [
+            f"{r.mailbox}: could not be read: {r.reason}"
+            for r in self.plan.rows
+            if r.action == "error"
+        ]
+        lines += [
+            f"{r.mailbox}: {r.outcome}: {r.detail}"
+            for r in self.applied or []
+            if r.outcome == "error"
+        ]
+        lines += [f"{v.mailbox}: drift after apply: {v.detail}" for v in self.drift]
+        return lines
+
+    def report_summary(self) -> dict[str, Any]:
+        """What a person reads first: problems, then what the plan does, in words."""
+        counts = self.counts
+        summary: dict[str, Any] = {
+            "mailboxes_with_errors": len(self.alerts()),
+            "mailboxes": sum(counts.values()),
+            **{f"to_{action}": n for action, n in counts.items()},
+            "manual_steps": len(self.plan.manual),
+            "outlook_client_rules_at_risk": sum(1 for r in self.plan.changing if r.outlook_rules),
+        }
+        if self.applied is not None:
+            summary["applied"] = _tally(r.outcome for r in self.applied)
+        if self.verified is not None:
+            summary["verified"] = _tally(v.status for v in self.verified)
+        summary["rule"] = self.plan.rule_name
+        summary["mode"] = self.plan.mode
+        summary["mailboxes_read"] = (
+            "yes" if self.plan.read else "no (no Exchange service account given)"
+        )
+        summary["changes_made"] = (
+            "none: this is the plan" if self.applied is None else "the rules above were applied"
+        )
+        return summary
+
+    def figures(self) -> dict[str, str]:
+        from emailrouter_lib.reports.charts import ACCENT, BAD, GOOD, NEUTRAL, bar_chart
+
+        counts = self.counts
+        colour = {"create": ACCENT, "update": ACCENT, "remove": ACCENT, "unchanged": GOOD}
+        chart = bar_chart(
+            counts,
+            title="Mailboxes by planned action",
+            xlabel="mailboxes",
+            colors=[
+                colour.get(a, BAD if a == "error" else NEUTRAL)
+                for a in sorted(counts, key=lambda a: -counts[a])
+            ],
+        )
+        return {"Mailboxes by planned action": chart}
 
     def __str__(self) -> str:
         lines = [
@@ -137,8 +196,8 @@ class RulesResult:
     def _repr_html_(self) -> str:
         from emailrouter_lib.reports.display import result_html
 
-        title = "Inbox rules" + (" (dry run)" if self.dry_run else ", applied")
-        return result_html(title, self.summary, self.tables())
+        title = "Inbox rules: " + ("plan" if self.applied is None else "applied")
+        return result_html(title, self.report_summary(), {})  # the notebook shows the tables
 
 
 def _tally(values) -> dict[str, int]:
