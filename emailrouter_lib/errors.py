@@ -19,6 +19,8 @@ elements, skipped message classes) are returned in results, never raised.
     │   └── MailboxURLError         a mailbox URL is malformed or names an unknown protocol
     ├── CrmError                    the CRM store failed or holds something unexpected
     │   ├── CrmURLError             a CRM URL is malformed or names an unknown backend
+    │   ├── CrmPathError            no CRM database where the URL points (a mistyped path?),
+    │   │                           or one already where ``crm init`` would create it
     │   └── CrmHTTPError            the CRM's Web API answered an error (``status``, ``code``)
     │       ├── CrmAuthError        401/403: credentials refused, or a privilege is missing
     │       └── CrmThrottledError   429/503 beyond the bounded wait (``retry_after``)
@@ -26,13 +28,26 @@ elements, skipped message classes) are returned in results, never raised.
     │   ├── LeaseHeldError          another live run holds the mailbox's lease: it is skipped
     │   └── LeaseLostError          a ledger write's lease expired or was taken over: refused
     └── NotebookError               a notebook run failed, timed out, or its kernel died
+        └── NotebookParameterError  the notebook refused its parameters (raised a usage error)
 """
 
 from __future__ import annotations
 
+from emailrouter_lib.known_secrets import mask_known_secrets
+
 
 class EmailRouterError(Exception):
-    """Root of every error raised by emailrouter_lib."""
+    """Root of every error raised by emailrouter_lib.
+
+    Its text never holds a secret the process resolved: a message quoting a server's reply (which
+    may echo the login line) is masked when it is made and again when it is printed.
+    """
+
+    def __init__(self, *args: object):
+        super().__init__(*(mask_known_secrets(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return mask_known_secrets(super().__str__())
 
 
 class ConfigError(EmailRouterError):
@@ -110,6 +125,14 @@ class CrmURLError(CrmError):
     """A CRM URL is malformed or names an unknown backend."""
 
 
+class CrmPathError(CrmError):
+    """The file a ``sqlite:///`` URL names is not what the command needs: no database where one
+    must be (a mistyped path, most likely), or a database where ``crm init`` would create one.
+
+    Its own class because it is a usage error (exit 2), unlike a CRM that fails while working.
+    """
+
+
 class CrmHTTPError(CrmError):
     """The CRM's Web API answered with an HTTP error.
 
@@ -174,12 +197,19 @@ class NotebookError(EmailRouterError):
     """
 
 
+class NotebookParameterError(NotebookError):
+    """The notebook stopped on one of its parameters (a cell raised a usage error such as
+    :class:`ConfigError` or :class:`MailboxURLError`): bad parameters (exit 2), not a broken
+    notebook (exit 3)."""
+
+
 __all__ = [
     "ConfigError",
     "ConfigSyntaxError",
     "CrmAuthError",
     "CrmError",
     "CrmHTTPError",
+    "CrmPathError",
     "CrmRecordError",
     "CrmThrottledError",
     "CrmURLError",
@@ -195,6 +225,7 @@ __all__ = [
     "MailboxURLError",
     "MessageError",
     "NotebookError",
+    "NotebookParameterError",
     "RoutingError",
     "SecretError",
 ]

@@ -33,9 +33,16 @@ from typing import Any
 
 import yaml
 
-from emailrouter_lib.errors import ConfigError, EmailRouterError, NotebookError, SecretError
+from emailrouter_lib import exit_codes
+from emailrouter_lib.errors import (
+    ConfigError,
+    EmailRouterError,
+    NotebookError,
+    NotebookParameterError,
+    SecretError,
+)
 from emailrouter_lib.reports.display import BATCH_ENV
-from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import literal_secrets
 
 __all__ = [
     "NotebookRun",
@@ -52,17 +59,6 @@ __all__ = [
 KERNEL_NAME = "python3"
 RUNNER_PARAMETERS = ("run_id", "run_dir")
 
-# Parameter names that hold credentials; their values must be secret references.
-_SECRET_NAME = re.compile(
-    r"password|passwd|passphrase|secret|api_?key|credential|private_?key"
-    r"|(?:^|_)(?:pass|pwd|token)(?:_|$)",
-    re.IGNORECASE,
-)
-# The same words as query parameters inside URLs (mailbox URLs carry password=...).
-_SECRET_IN_URL = re.compile(
-    r"[?&;]((?:password|passwd|pass|pwd|secret|token|api_?key|client_?secret)=)([^&;#\s]*)",
-    re.IGNORECASE,
-)
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -77,6 +73,32 @@ class NotebookRun:
     notebook_html: Path  # the executed notebook as HTML, outputs only
     parameters: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    # What the notebook's own summary.json says; without one the run counts as ok.
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """False when the notebook ran to the end but its result says something failed."""
+        return self.summary.get("ok") is not False
+
+    @property
+    def status(self) -> str:
+        """run.json's status: ``succeeded``, or ``partial`` when some mailbox or message failed."""
+        return "succeeded" if self.ok else "partial"
+
+    @property
+    def exit_code(self) -> int:
+        return exit_codes.for_result(self.ok)
+
+    @property
+    def failures(self) -> list[str]:
+        """What failed, one line each (which mailbox and why), from the notebook's summary."""
+        if self.ok:
+            return []
+        listed = self.summary.get("failures")
+        if isinstance(listed, list) and listed:
+            return [str(line) for line in listed]
+        return [f"the result is not ok; see {self.report}"]
 
     @property
     def report(self) -> Path:
@@ -90,13 +112,33 @@ class NotebookRun:
         return sorted(p for p in self.run_dir.rglob("*") if p.is_file())
 
     def __str__(self) -> str:
-        return (
-            f"run {self.run_id} of {self.notebook.name} finished in {self.seconds:.1f} s\n"
-            f"  report:            {self.report}\n"
-            f"  executed notebook: {self.executed_notebook}\n"
-            f"  notebook as HTML:  {self.notebook_html}\n"
-            f"  run folder:        {self.run_dir}"
-        )
+        ended = "finished" if self.ok else "finished WITH FAILURES"
+        lines = [f"run {self.run_id} of {self.notebook.name} {ended} in {self.seconds:.1f} s"]
+        lines += [f"  failed: {line}" for line in self.failures]
+        lines += [
+            f"  report:            {self.report}",
+            f"  executed notebook: {self.executed_notebook}",
+            f"  notebook as HTML:  {self.notebook_html}",
+            f"  run folder:        {self.run_dir}",
+            closing_line(self.summary, ok=self.ok),
+        ]
+        return "\n".join(lines)
+
+
+def closing_line(summary: Mapping[str, Any], *, ok: bool) -> str:
+    """The last console line, the one a cron mail shows first: the verdict and the counts.
+
+    A notebook's summary may carry ``totals`` (routing: created, duplicates, skipped,
+    quarantined, failed mailboxes); otherwise its flat ``counts`` are shown.
+    """
+    counts = summary.get("totals") or summary.get("counts") or {}
+    shown = ", ".join(
+        f"{value} {name}"
+        for name, value in counts.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    )
+    verdict = "ok" if ok else "FAILED (exit 1)"
+    return f"{verdict}: {shown}" if shown else verdict
 
 
 def run_notebook(
@@ -159,6 +201,7 @@ def run_notebook(
                 log_output=False,
                 start_timeout=120,
                 execution_timeout=timeout,
+                config=_kernel_config(),
             )
     except Exception as exc:  # papermill, nbclient and jupyter_client each raise their own
         failure = _explain_failure(exc, notebook, executed, timeout)
@@ -167,18 +210,46 @@ def run_notebook(
     seconds = time.monotonic() - started
     if executed.exists():
         _export_html(executed, exported)
+    run = NotebookRun(
+        notebook, run_id, run_dir, executed, exported, merged, seconds, _read_summary(run_dir)
+    )
     _write_run_record(
         run_dir,
         notebook,
         merged,
         params_file,
-        status="failed" if failure else "succeeded",
+        status="failed" if failure else run.status,
         seconds=seconds,
         error=str(failure) if failure else None,
+        exit_code=exit_codes.for_error(failure) if failure else run.exit_code,
+        failures=[] if failure else run.failures,
     )
     if failure is not None:
         raise failure
-    return NotebookRun(notebook, run_id, run_dir, executed, exported, merged, seconds)
+    return run
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    """The ``summary.json`` the notebook wrote into its run folder ({} when it wrote none)."""
+    try:
+        data = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _kernel_config() -> Any:
+    """Talk to the kernel over local sockets (IPC), not TCP on localhost.
+
+    Over TCP ipykernel warns on every run that the traffic is unencrypted, which is noise in every
+    cron mail; IPC sockets live in Jupyter's private runtime folder and need no encryption. Windows
+    has no IPC transport, so it keeps TCP.
+    """
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc"}})
 
 
 def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
@@ -239,40 +310,10 @@ def check_parameters(
     offenders = literal_secrets(parameters)
     if offenders:
         raise SecretError(
-            f"{notebook}: literal secret in parameter {', '.join(offenders)}; papermill copies "
+            f"{notebook}: literal secret in parameter {'; '.join(offenders)}; papermill copies "
             "parameters into the executed notebook, so pass a reference instead: "
             "env:NAME, file:PATH or keyring:SERVICE/USER"
         )
-
-
-def literal_secrets(parameters: Mapping[str, Any], _prefix: str = "") -> list[str]:
-    """Where *parameters* hold a secret value rather than a reference (names only, no values)."""
-    found: list[str] = []
-    for name, value in parameters.items():
-        where = f"{_prefix}{name}"
-        if isinstance(value, Mapping):
-            found += literal_secrets(value, f"{where}.")
-        elif isinstance(value, list | tuple):
-            for index, item in enumerate(value):
-                if isinstance(item, Mapping):
-                    found += literal_secrets(item, f"{where}[{index}].")
-                elif _has_url_secret(item):
-                    found.append(f"{where}[{index}]")
-        elif _is_literal_secret(str(name), value) or _has_url_secret(value):
-            found.append(where)
-    return found
-
-
-def _is_literal_secret(name: str, value: Any) -> bool:
-    if not _SECRET_NAME.search(name) or value in (None, ""):
-        return False
-    return not (isinstance(value, str) and is_reference(value))
-
-
-def _has_url_secret(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    return any(m.group(2) and not is_reference(m.group(2)) for m in _SECRET_IN_URL.finditer(value))
 
 
 class _NoDatesLoader(yaml.SafeLoader):
@@ -357,6 +398,11 @@ def _explain_failure(
     from papermill.exceptions import PapermillExecutionError
 
     see = f"the executed notebook is {executed}" if executed.exists() else "no notebook was written"
+    if isinstance(exc, PapermillExecutionError) and _is_usage_error(exc.ename):
+        return NotebookParameterError(
+            f"{notebook.name} refused its parameters: {exc.ename}: {exc.evalue}; "
+            f"fix the parameters file or -p values ({see})"
+        )
     if isinstance(exc, PapermillExecutionError):
         return NotebookError(
             f"{notebook.name} failed in cell {exc.cell_index}: {exc.ename}: {exc.evalue}; "
@@ -389,6 +435,14 @@ _OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 """
 
 
+def _is_usage_error(ename: str) -> bool:
+    """Whether the exception a cell raised (known only by its class name) is a usage error."""
+    from emailrouter_lib import errors
+
+    raised = getattr(errors, ename, None)
+    return isinstance(raised, type) and issubclass(raised, exit_codes.USAGE_ERRORS)
+
+
 def _export_html(executed: Path, exported: Path) -> None:
     """The executed notebook as HTML without code cells' input, for people who don't read code;
     it loads nothing from the network."""
@@ -416,6 +470,8 @@ def _write_run_record(
     status: str,
     seconds: float | None = None,
     error: str | None = None,
+    exit_code: int | None = None,
+    failures: Sequence[str] = (),
 ) -> None:
     """``run.json``: what ran, with which parameters, and how it ended (for run indexes)."""
     from emailrouter_lib import __version__
@@ -425,9 +481,11 @@ def _write_run_record(
         "notebook": str(notebook),
         "params_file": str(params_file) if params_file else None,
         "parameters": dict(parameters),
-        "status": status,
+        "status": status,  # running, succeeded, partial (exit 1) or failed (exit 2 or 3)
+        "exit_code": exit_code,
         "seconds": round(seconds, 3) if seconds is not None else None,
         "error": error,
+        "failures": list(failures),
         "emailrouter": __version__,
         "python": sys.version.split()[0],
         "written": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -450,10 +508,13 @@ def _cli_value(text: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m emailrouter_lib.runner``: 0 on success, 1 when the run failed, 2 on bad input."""
+    """``python -m emailrouter_lib.runner``: the exit codes of :mod:`emailrouter_lib.exit_codes`
+    (0 ok, 1 some mailbox or message failed, 2 bad parameters, 3 the notebook failed)."""
     parser = argparse.ArgumentParser(
         prog="python -m emailrouter_lib.runner",
         description="Run an emailrouter notebook in batch into runs/<run-id>/.",
+        epilog="exit status: 0 ok, 1 some mailbox or message failed, 2 bad parameters, "
+        "3 the notebook itself failed",
     )
     parser.add_argument("notebook", type=Path, help="the .ipynb file to run")
     parser.add_argument("-f", "--parameters-file", type=Path, help="a params/*.yaml file")
@@ -491,14 +552,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_id=args.run_id,
             timeout=args.timeout,
         )
-    except (ConfigError, SecretError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except EmailRouterError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exit_codes.for_error(exc)
     print(run)
-    return 0
+    for line in run.summary.get("warnings") or []:
+        print(f"warning: {line}", file=sys.stderr)
+    return run.exit_code
 
 
 if __name__ == "__main__":

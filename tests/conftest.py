@@ -43,3 +43,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _forget_resolved_secrets() -> Iterator[None]:
+    """Each test starts with no remembered secret values: a password one test resolved (say
+    "nope") must not be masked in another test's messages, as it would be in one long process."""
+    from emailrouter_lib.known_secrets import forget_secrets
+
+    forget_secrets()
+    yield
+    forget_secrets()

@@ -18,7 +18,7 @@ from emailrouter_lib import audit
 from emailrouter_lib.audit.cli import register
 from emailrouter_lib.audit.params import AuditParams
 from emailrouter_lib.crm import demo
-from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.errors import ConfigError, SecretError
 from emailrouter_lib.mailboxes.url import local_mailbox_url
 
 NOW = datetime.now(UTC)
@@ -238,12 +238,16 @@ def test_parameters_are_checked_at_the_door():
 
 
 def test_a_bad_url_is_a_row_with_its_reason_and_no_secret(tmp_path):
-    result = audit.run(
-        {"mailboxes": ["imap://u@h/INBOX?password=hunter2", "ftp://x"], "since": None}
-    )
+    result = audit.run({"mailboxes": ["imap://u@h/INBOX", "ftp://x"], "since": None})
     assert set(result.table["state"]) == {"error"}
     text = str(result) + result.table.to_csv()
-    assert "hunter2" not in text and "reference" in text and "unknown mailbox type" in text
+    assert "reference" in text and "unknown mailbox type" in text
+
+
+def test_a_literal_password_refuses_the_audit_before_it_starts(tmp_path):
+    with pytest.raises(SecretError) as caught:
+        audit.run({"mailboxes": ["imap://u@h/INBOX?password=hunter2", "ftp://x"], "since": None})
+    assert "hunter2" not in str(caught.value) and "mailboxes[0]" in str(caught.value)
 
 
 def test_artifacts_workbook_has_a_sheet_per_table_frozen_and_filtered(tmp_path):

@@ -45,8 +45,9 @@ def test_route_with_a_literal_password_is_refused_without_echoing_it(tmp_path):
     result = run(
         "route", "--mailbox", "imap://crm:hunter2@127.0.0.1:1/INBOX", "--crm", crm, "--quiet"
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, said before anything runs
     assert "hunter2" not in result.stdout + result.stderr
+    assert "--mailbox" in result.stderr and "password=" in result.stderr
 
 
 def test_missing_crm_says_how_to_create_it(tmp_path):

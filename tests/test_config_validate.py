@@ -293,7 +293,7 @@ def test_main_validate_exit_0_with_warnings(capsys):
 )
 def test_main_validate_exit_2(capsys, name, code, line):
     assert main_validate(str(DATA / name)) == 2
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err  # an error that stops the check goes to stderr
     assert out.startswith(f"{DATA / name}:{line}: error [{code}] ")
     assert out.count(str(DATA / name)) == 1 and len(out.splitlines()) == 1
 
@@ -301,7 +301,7 @@ def test_main_validate_exit_2(capsys, name, code, line):
 def test_main_validate_unreadable(capsys, tmp_path):
     missing = tmp_path / "missing.xml"
     assert main_validate(str(missing)) == 2
-    assert capsys.readouterr().out.startswith(f"{missing}: error [unreadable] cannot read")
+    assert capsys.readouterr().err.startswith(f"{missing}: error [unreadable] cannot read")
 
 
 def test_main_validate_on_a_copy_in_a_directory_with_spaces(capsys, tmp_path):

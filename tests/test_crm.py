@@ -234,7 +234,7 @@ def test_open_missing_database_says_how_to_create_it(tmp_path: Path) -> None:
         open_crm(url)
     assert not isinstance(caught.value, CrmURLError)
     assert "emailrouter crm init sqlite:///" in str(caught.value)
-    assert "--demo" in str(caught.value)
+    assert "check the path" in str(caught.value) and "--demo" not in str(caught.value)
     assert str(tmp_path / "nothing.db") in str(caught.value)
 
 

@@ -247,8 +247,9 @@ def test_route_command_survives_poison_and_refusal(crm_url, tmp_path):
         text=True,
         timeout=120,
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Traceback" not in run.stderr
+    # exit 1: the run finished, and a message (the one the CRM refused) is in quarantine
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "quarantined:crm-refused" in run.stderr and "Traceback" not in run.stderr
     with open(tmp_path / "run" / "results.csv", encoding="utf-8") as f:
         listed = list(csv.DictReader(f))
     rows = {r["message_id"]: r for r in listed}

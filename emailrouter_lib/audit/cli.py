@@ -5,7 +5,7 @@
                       [--ews SERVICE-ACCOUNT-URL] [--rule-name NAME] [--forward-mailbox ADDR]
 
 Exit status 0 when every mailbox that was tried answered, 1 when one did not (so a cron job can
-alert), 2 on bad input.
+alert), 2 on bad input (said before any mailbox is tried), 3 when the audit broke off.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ import argparse
 
 def _audit(args: argparse.Namespace) -> int:
     from emailrouter_lib import audit
+    from emailrouter_lib.errors import ConfigError
+    from emailrouter_lib.preflight import check_mailbox_urls, check_reference_template
 
+    # Usage errors in the flags' words, before any mailbox is tried.
+    if not (args.mailbox or args.crm or args.config):
+        raise ConfigError("nothing to audit: give --mailbox URL, --crm URL or --config PATH")
+    check_mailbox_urls("--mailbox", args.mailbox or [])
+    check_reference_template("--config-password", args.config_password)
     result = audit.run(
         {
             "mailboxes": args.mailbox or [],

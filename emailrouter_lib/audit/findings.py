@@ -18,6 +18,7 @@ from emailrouter_lib.audit.crm_view import (
     label,
 )
 from emailrouter_lib.audit.targets import ConfigListing, Target
+from emailrouter_lib.mailboxes.cleartext import cleartext_warning
 
 WARNING, INFO = "warning", "info"
 
@@ -191,4 +192,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
                     WARNING, "unusable-url", target.address or target.shown or "?", target.invalid
                 )
             )
+        elif target.url and not target.skipped and (cleartext := cleartext_warning(target.url)):
+            name = target.address or target.shown or "?"
+            add(Finding(WARNING, "cleartext-login", name, cleartext))
     return found

@@ -11,7 +11,7 @@ from typing import Any
 
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
-from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import is_reference, refuse_literal_secrets
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
@@ -96,6 +96,9 @@ class AuditParams:
                     f"{name} must be a secret reference template such as env:PW_{{local}}, "
                     "never a password"
                 )
+        refuse_literal_secrets(
+            {f.name: getattr(self, f.name) for f in fields(self)}, where="audit parameters"
+        )
         if self.rule_name is not None and not str(self.rule_name).strip():
             raise ConfigError("rule_name must not be empty; leave it out for the default name")
         if not self.tracked_classes:

@@ -244,6 +244,12 @@ class AuditResult:
             "migration_plan": self.migration_plan,
             "limits": self.limits,
             "ok": self.ok,
+            # which mailboxes did not answer, and why: what the runner prints (exit 1)
+            "failures": [
+                f"mailbox {r.target.address or r.target.shown}: {r.probe.state}: {r.probe.error}"
+                for r in self.rows
+                if r.probe.state not in ("ok", "skipped", "not-checked")
+            ],
         }
 
     def report_summary(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from lxml import etree
 from emailrouter_lib.config import vocabulary as vocab
 from emailrouter_lib.config.model import RouterConfig
 from emailrouter_lib.config.writer import _new_file, apply_edits, backup_file
+from emailrouter_lib.config.xmlfile import refuse_unsafe_xml
 from emailrouter_lib.errors import ConfigError
 
 _SECRET_VALUE = re.compile(
@@ -107,6 +108,9 @@ def plan_publish(config: RouterConfig, target: str | os.PathLike[str] | None = N
     apply_edits(config)
     new = config.xml.to_bytes()
     current = _read(target)
+    if current is not None:
+        # The file to be replaced is parsed for the diff: the same safety as any read.
+        refuse_unsafe_xml(current, str(target))
     if current is not None and current != new and _canonical(current) == _canonical(new):
         new = current  # only serialisation differs (<a></a> vs <a/>): nothing to publish
     codec = config.xml.codec
@@ -154,7 +158,7 @@ def _canonical(data: bytes) -> bytes | None:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
         return etree.tostring(etree.fromstring(data, parser).getroottree(), method="c14n")
-    except etree.XMLSyntaxError:
+    except etree.LxmlError:  # not well-formed, or not canonicalisable (C14NError)
         return None
 
 

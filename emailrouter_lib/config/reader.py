@@ -33,6 +33,7 @@ from emailrouter_lib.config.xmlfile import (
 )
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_MAX_DIGITS = 18  # every whole-number setting fits a 64-bit integer
 _GUID = re.compile(
     r"^(?:\{(?P<b>[0-9a-f-]{36})\}|\((?P<p>[0-9a-f-]{36})\)|(?P<d>[0-9a-f-]{36})|(?P<n>[0-9a-f]{32}))$",
     re.IGNORECASE,
@@ -300,7 +301,17 @@ class _Reader:
             )
             return
         if spec.kind == "int":
-            if _INTEGER.match(text):
+            digits = len(text.lstrip("+-"))
+            if _INTEGER.match(text) and digits > _MAX_DIGITS:
+                # int() itself refuses over 4,300 digits (ValueError); no setting needs 19
+                self.note(
+                    "error",
+                    "bad-number",
+                    f"<{name}> is a number of {digits:,} digits, larger than any setting takes; "
+                    f"{_fallback(default)}",
+                    line,
+                )
+            elif _INTEGER.match(text):
                 setattr(target, spec.attr, int(text))
             else:
                 self.note(
@@ -358,7 +369,7 @@ class _Reader:
             severity,
             "unknown-element",
             f"unknown element <{name}> in <{parent.split('[')[0]}>: kept as is and written "
-            "back; if real router files use it, add it to emailrouter_lib/config/vocabulary.py",
+            "back, but not used; check its spelling (element names are case-sensitive)",
             child.sourceline,
         )
 

@@ -105,7 +105,7 @@ def main_validate(path: str) -> int:
     except ConfigError as exc:
         default = "malformed-xml" if isinstance(exc, ConfigSyntaxError) else "unreadable"
         code = getattr(exc, "code", default)
-        print(str(_error_finding(exc, code, path)), file=sys.stdout)
+        print(str(_error_finding(exc, code, path)), file=sys.stderr)  # one line, as every command
         return 2
     if report.findings:
         print(str(report))
@@ -220,8 +220,8 @@ class _Checks:
             yield self.finding(
                 "warning",
                 "unknown-value",
-                f"<{which}> has a value this project does not know; add it to "
-                f"config/vocabulary.py if it is real ({label})",
+                f"<{which}> has a value this project does not know ({label}); check it "
+                "against the Email Router Configuration Manager's choices",
                 line(attr),
             )
         if p.is_exchange_online and p.ssl_off:

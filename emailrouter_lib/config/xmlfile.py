@@ -142,6 +142,14 @@ def read_xml(
     )
 
 
+def refuse_unsafe_xml(data: bytes, name: str) -> None:
+    """Raise the one-line :class:`ConfigSyntaxError` :func:`read_xml` raises for a DOCTYPE that
+    declares entities, has an internal subset or loads a DTD, for bytes read some other way (the
+    file a publish would overwrite, and diff against)."""
+    codec, bom_length = _sniff_encoding(data)
+    _refuse_dangerous_doctype(data[bom_length:].decode(codec, errors="replace"), name)
+
+
 def write_xml(xml: XmlFile, path: str | os.PathLike[str]) -> None:
     """Write atomically: a reader (the router service re-reads every few seconds) never sees
     half a file."""

@@ -17,6 +17,7 @@ from emailrouter_lib.config.publish import PublishPlan, PublishResult, apply_pub
 from emailrouter_lib.config.validation import ValidationReport
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mailboxes import access
+from emailrouter_lib.secrets import refuse_literal_secrets
 
 REPORT_ORDER = ("access", "findings", "load_data", "entries", "profiles", "deployments")
 
@@ -54,6 +55,7 @@ class ConfigureParams:
             raise ConfigError(
                 f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        refuse_literal_secrets(values, where="configuration parameters")
         return cls(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -86,6 +88,12 @@ class ConfigureResult:
             "backup": str(self.published.backup)
             if self.published and self.published.backup
             else None,
+            # A mailbox that failed Test Access fails the run (exit 1), as in every notebook.
+            "ok": self.access_report.ok,
+            "failures": [
+                f"{r.entry} ({r.target}): {r.outcome}: {r.message}"
+                for r in self.access_report.failures
+            ],
         }
 
     def tables(self) -> dict[str, pd.DataFrame]:

@@ -399,12 +399,12 @@ class MailboxSettingsStore(Protocol):
         without one, the forward mailbox (``isforwardmailbox``) with that ``emailaddress``."""
         ...
 
-    def delete_email_server_profile(self, emailserverprofileid: str) -> None:
-        """Delete a profile; no error when it is already gone."""
+    def delete_email_server_profile(self, emailserverprofileid: str) -> bool:
+        """Delete a profile; no error when it is already gone. True when a row was deleted."""
         ...
 
-    def delete_mailbox(self, mailboxid: str) -> None:
-        """Delete a mailbox; no error when it is already gone."""
+    def delete_mailbox(self, mailboxid: str) -> bool:
+        """Delete a mailbox; no error when it is already gone. True when a row was deleted."""
         ...
 
     def set_email_connection_channel(self, value: int) -> RowChange:

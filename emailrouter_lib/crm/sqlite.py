@@ -45,7 +45,7 @@ from emailrouter_lib.crm.base import (
     check_recipient_update,
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
-from emailrouter_lib.errors import CrmError, CrmRecordError
+from emailrouter_lib.errors import CrmError, CrmPathError, CrmRecordError
 
 SCHEMA_VERSION = 1
 # What one row's values cause (a trigger's RAISE is a constraint), as opposed to the file's state.
@@ -212,9 +212,9 @@ class SqliteCrm:
         self.path = Path(path).expanduser().resolve()
         self.url = f"sqlite:///{self.path.as_posix()}"
         if not create and not self.path.is_file():
-            raise CrmError(
-                f"{self.path}: no CRM database here; create one with "
-                f"`emailrouter crm init {self.url} --demo`"
+            raise CrmPathError(
+                f"no CRM database at {self.path}; check the path, or create one with "
+                f"`emailrouter crm init {self.url}`"
             )
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -240,8 +240,8 @@ class SqliteCrm:
         except sqlite3.Error as exc:
             self.close()
             raise CrmError(
-                f"{self.path}: cannot open the CRM database ({exc}); if it is not an emailrouter "
-                f"CRM, create one with `emailrouter crm init {self.url} --demo`"
+                f"{self.path}: cannot open the CRM database ({exc}); check the path, or if it is "
+                f"not an emailrouter CRM, create one elsewhere with `emailrouter crm init URL`"
             ) from exc
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -278,7 +278,7 @@ class SqliteCrm:
         if found is None:
             raise CrmError(
                 f"{self.path}: not an emailrouter CRM database (no schema_version table); "
-                f"create one with `emailrouter crm init {self.url} --demo`"
+                "check the path, or create one elsewhere with `emailrouter crm init URL`"
             )
         version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
         if version != SCHEMA_VERSION:
@@ -988,11 +988,11 @@ class SqliteCrm:
             key, what = (address,), f"forward mailbox {address}"
         return self._save("mailbox", "mailboxid", sql, key, values, what)
 
-    def delete_email_server_profile(self, emailserverprofileid: str) -> None:
-        self._delete("emailserverprofile", "emailserverprofileid", emailserverprofileid)
+    def delete_email_server_profile(self, emailserverprofileid: str) -> bool:
+        return self._delete("emailserverprofile", "emailserverprofileid", emailserverprofileid)
 
-    def delete_mailbox(self, mailboxid: str) -> None:
-        self._delete("mailbox", "mailboxid", mailboxid)
+    def delete_mailbox(self, mailboxid: str) -> bool:
+        return self._delete("mailbox", "mailboxid", mailboxid)
 
     def set_email_connection_channel(self, value: int) -> RowChange:
         with self.transaction() as conn:
@@ -1094,10 +1094,11 @@ class SqliteCrm:
                 f"{self.url}: could not save {what}: {exc}; nothing was written"
             ) from exc
 
-    def _delete(self, table: str, id_column: str, row_id: str) -> None:
+    def _delete(self, table: str, id_column: str, row_id: str) -> bool:
         try:
             with self.transaction() as conn:
-                conn.execute(f"DELETE FROM {table} WHERE {id_column} = ?", (row_id,))
+                cursor = conn.execute(f"DELETE FROM {table} WHERE {id_column} = ?", (row_id,))
+                return cursor.rowcount > 0
         except sqlite3.Error as exc:
             raise CrmError(f"{self.url}: could not delete {table} {row_id}: {exc}") from exc
 

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 
 from emailrouter_lib.crm.base import CrmBackend
 from emailrouter_lib.crm.sqlite import SqliteCrm, new_id, utcnow
-from emailrouter_lib.errors import CrmError, CrmURLError
+from emailrouter_lib.errors import CrmPathError, CrmURLError
+from emailrouter_lib.secrets import redact_url, url_secret_problem
 
 SUPPORTED_FORMS = (
     "sqlite:///relative/path.db (relative to the working directory), "
@@ -38,29 +39,38 @@ def sqlite_path(url: str) -> Path:
     if not isinstance(url, str) or not url.strip():
         raise CrmURLError(f"CRM URL {url!r} is empty; supported forms: {SUPPORTED_FORMS}")
     text = url.strip()
+    refuse_secret_in_url(text)
+    shown = redact_url(text)
     parts = urlsplit(text)
     if parts.scheme.lower() != "sqlite":
         scheme = parts.scheme or "(none)"
         raise CrmURLError(
-            f"CRM URL {text!r} names an unknown backend {scheme!r}; supported forms: "
+            f"CRM URL {shown!r} names an unknown backend {scheme!r}; supported forms: "
             f"{SUPPORTED_FORMS}"
         )
     if not text.lower().startswith("sqlite:///"):
         raise CrmURLError(
-            f"CRM URL {text!r} must start with sqlite:/// (three slashes: no host part); "
+            f"CRM URL {shown!r} must start with sqlite:/// (three slashes: no host part); "
             f"supported forms: {SUPPORTED_FORMS}"
         )
     if parts.query or parts.fragment:
         raise CrmURLError(
-            f"CRM URL {text!r} has a query or fragment, which a sqlite URL does not take; "
+            f"CRM URL {shown!r} has a query or fragment, which a sqlite URL does not take; "
             f"supported forms: {SUPPORTED_FORMS}"
         )
     raw = text[len("sqlite:///") :]
     if not raw or raw.endswith("/") or raw == ":memory:":
         raise CrmURLError(
-            f"CRM URL {text!r} does not name a database file; supported forms: {SUPPORTED_FORMS}"
+            f"CRM URL {shown!r} does not name a database file; supported forms: {SUPPORTED_FORMS}"
         )
     return Path(raw).expanduser().absolute()
+
+
+def refuse_secret_in_url(url: str) -> None:
+    """Refuse a CRM (or ledger) URL that carries a literal secret, naming it redacted."""
+    problem = url_secret_problem(url) if isinstance(url, str) else None
+    if problem:
+        raise CrmURLError(f"CRM URL {redact_url(url)!r}: {problem}")
 
 
 def open_crm(url: str) -> CrmBackend:
@@ -68,14 +78,21 @@ def open_crm(url: str) -> CrmBackend:
     if isinstance(url, str) and url.strip().lower().startswith("dataverse+"):
         from emailrouter_lib.crm.dataverse import open_dataverse
 
-        return open_dataverse(url)
+        return open_dataverse(url)  # its parser runs the same secret check
+    refuse_secret_in_url(url)
     path = sqlite_path(url)
     if not path.is_file():
-        raise CrmError(
-            f"CRM database {path} (from {url!r}) does not exist; create it with "
-            f"`emailrouter crm init sqlite:///{path.as_posix()} --demo`"
-        )
+        raise missing_database(path)
     return SqliteCrm(path)
+
+
+def missing_database(path: Path) -> CrmPathError:
+    """The answer to a ``sqlite:///`` URL that names no file: most often a mistyped path of a
+    real CRM, so check the path first; a demo is never the suggestion."""
+    return CrmPathError(
+        f"no CRM database at {path}; check the path, or create one with "
+        f"`emailrouter crm init sqlite:///{path.as_posix()}`"
+    )
 
 
 def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
@@ -87,11 +104,11 @@ def init_crm(url: str, *, demo: bool = False, force: bool = False) -> str:
     """
     path = sqlite_path(url)
     if path.exists() and not path.is_file():
-        raise CrmError(f"{path} (from {url!r}) exists and is not a file; choose another path")
+        raise CrmPathError(f"{path} (from {url!r}) exists and is not a file; choose another path")
     if path.is_file() and path.stat().st_size > 0 and not force:
-        raise CrmError(
+        raise CrmPathError(
             f"{path} (from {url!r}) already holds a database; keep it, or replace it with "
-            f"`emailrouter crm init {url} --force` (init_crm(..., force=True))"
+            f"`emailrouter crm init {url} --force`"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     building = path.with_name(f".{path.name}.init-{os.getpid()}")

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import encodings
+import encodings.aliases
+import pkgutil
 import re
 from functools import lru_cache
 
@@ -52,6 +55,24 @@ _MAX_LABEL = 64  # no real charset label is longer; longer ones would only fill 
 _SURROGATES = re.compile("[\ud800-\udfff]+")
 
 
+@lru_cache(maxsize=1)
+def _codec_modules() -> frozenset[str]:
+    return frozenset(module.name for module in pkgutil.iter_modules(encodings.__path__))
+
+
+def _may_name_a_codec(name: str) -> bool:
+    """False when no codec of the standard library can have this (lower-cased) name.
+
+    Looking up a name that is no codec costs an import attempt (~200 µs), and one header can
+    carry thousands of made-up labels (``=?x-1?q?a?= =?x-2?q?a?= ...``: 1 MB took 15 s). This
+    is the test the stdlib's own codec search makes (an alias, else a module of ``encodings``)
+    before it tries the import; a codec registered by another package is not known here.
+    """
+    normal = encodings.normalize_encoding(name)
+    aliases = encodings.aliases.aliases
+    return normal in aliases or normal.replace(".", "_") in aliases or normal in _codec_modules()
+
+
 @lru_cache(maxsize=256)
 def codec_for(charset: str | None) -> str | None:
     """The Python codec to decode a declared MIME charset with, or None when unusable."""
@@ -59,6 +80,8 @@ def codec_for(charset: str | None) -> str | None:
         return None
     name = charset.strip().strip("\"'").lower()
     name = _CHARSET_ALIASES.get(name, name)
+    if not _may_name_a_codec(name):
+        return None
     try:
         info = codecs.lookup(name)
     except (LookupError, ValueError, TypeError):  # unknown, or a label with NUL or surrogates

@@ -98,7 +98,9 @@ _DELAY_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _AUTOMATIC_PRECEDENCE = ("bulk", "junk", "list")
-_RETURN_PATH = re.compile(r"<?([^<>@\s]+)@[^<>\s]*>?")
+# The look-behind lets a match start only where a run of local-part characters starts, so a long
+# value without "@" is read once, not once from each of its characters.
+_RETURN_PATH = re.compile(r"<?(?<![^<>@\s])([^<>@\s]+)@[^<>\s]*>?")
 
 
 def _dsn_texts(msg: ParsedMessage) -> list[str]:

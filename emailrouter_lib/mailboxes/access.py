@@ -43,7 +43,7 @@ from emailrouter_lib.errors import (
 from emailrouter_lib.mailboxes.ews_url import ews_url_for
 from emailrouter_lib.mailboxes.tls import client_context, network_errors
 from emailrouter_lib.mailboxes.url import open_source, parse_mailbox_url, redact_url
-from emailrouter_lib.secrets import is_reference, resolve_secret
+from emailrouter_lib.secrets import is_reference, resolve_secret, url_secret_problem
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_WORKERS = 4
@@ -389,10 +389,9 @@ def _parse_smtp_url(url: str, timeout: float, ca_file: str | None) -> _SmtpURL:
         port = parts.port
     except ValueError:
         raise MailboxURLError("malformed port", mailbox=shown) from None
-    if parts.password is not None:
-        raise MailboxURLError(
-            "a password written into the URL is refused; use ?password=env:NAME", mailbox=shown
-        )
+    problem = url_secret_problem(url)  # the check every URL front shares
+    if problem:
+        raise MailboxURLError(problem, mailbox=shown)
     query = dict(parse_qsl(parts.query, keep_blank_values=True))
     unknown = sorted(set(query) - set(_SMTP_QUERY) - set(_SMTP_SENDER_QUERY))
     if unknown:

@@ -36,7 +36,7 @@ class MaildirSource(SourceBase):
         if not all((self.root / sub).is_dir() for sub in _SUBDIRS):
             raise MailboxConnectError(
                 f"{self.root} is not a Maildir (it needs cur/ and new/ sub-directories); "
-                "check the path, or create it with mailbox.Maildir(path, create=True)",
+                "check the path (is the folder mounted, readable by this user?)",
                 mailbox=self.mailbox_id,
             )
         return self

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from emailrouter_lib.errors import MailboxError, MailboxSendError, MailboxURLError
 from emailrouter_lib.mailboxes.smtp import parse_send_mode
+from emailrouter_lib.secrets import url_secret_problem
 
 
 class PickupSender:
@@ -41,6 +42,9 @@ class PickupSender:
         def fail(message: str) -> MailboxURLError:
             return MailboxURLError(message, mailbox=f"pickup://{parts.path}")
 
+        problem = url_secret_problem(url)  # the check every URL front shares
+        if problem:
+            raise fail(problem)
         if parts.scheme.lower() != "pickup" or parts.netloc not in ("", "localhost"):
             raise fail("a pickup URL names a directory: pickup:///absolute/path")
         if not parts.path:

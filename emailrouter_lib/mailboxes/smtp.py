@@ -37,7 +37,7 @@ from emailrouter_lib.errors import (
     MailboxURLError,
 )
 from emailrouter_lib.mailboxes.tls import client_context, network_errors
-from emailrouter_lib.secrets import is_reference, resolve_secret
+from emailrouter_lib.secrets import is_reference, resolve_secret, url_secret_problem
 
 DEFAULT_PORTS = {"smtp": 25, "smtps": 465}
 STARTTLS_PORT = 587
@@ -115,11 +115,9 @@ class SmtpSettings:
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise fail("an SMTP sender URL starts with smtp:// or smtps://")
-        if parts.password is not None:
-            raise fail(
-                "a password written into the URL is refused; use ?password=env:NAME, "
-                "file:PATH or keyring:SERVICE/USER"
-            )
+        problem = url_secret_problem(url)  # the check every URL front shares
+        if problem:
+            raise fail(problem)
         try:
             port = parts.port
         except ValueError:

@@ -28,7 +28,8 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urls
 
 from emailrouter_lib.errors import MailboxURLError
 from emailrouter_lib.mailboxes.base import MailboxSource, MailSender, Owner
-from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import is_reference, url_secret_problem
+from emailrouter_lib.secrets import redact_url as redact_secrets_in_url
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
@@ -36,19 +37,6 @@ NETWORK_SCHEMES = tuple(DEFAULT_PORTS)
 LOCAL_SCHEMES = ("maildir", "eml")
 QUERY_NAMES = ("owner", "forward", "after", "password", "cafile", "timeout", "starttls")
 _EWS_SCHEMES = ("ews", "ewss")  # parsed by mailboxes/ews_url.py, which owns their parameters
-_EWS_QUERY_NAMES = (
-    "mailbox",
-    "access",
-    "auth",
-    "tenant",
-    "authority",
-    "folder",
-    "version",
-    "page",
-    "chunk",
-    "max_wait",
-    "connections",
-)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -100,30 +88,21 @@ class MailboxURL:
 def redact_url(url: str) -> str:
     """*url* with any literal password replaced by ``***``, safe to print or log.
 
-    References (``password=env:NAME``) are kept: they name a secret, they are not one.
+    References (``password=env:NAME``) are kept: they name a secret, they are not one. The values
+    of parameters this scheme does not take are masked too: a misspelt name may hold a password.
     """
-    try:
-        parts = urlsplit(str(url).strip())
-        netloc = parts.netloc
-        if "@" in netloc:
-            userinfo, _, hostport = netloc.rpartition("@")
-            if ":" in userinfo:
-                netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
-        query = []
-        names = (
-            QUERY_NAMES + _EWS_QUERY_NAMES if parts.scheme.lower() in _EWS_SCHEMES else QUERY_NAMES
-        )
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            known = name.lower() in names and name.lower() != "password"
-            if not known and not is_reference(value):
-                value = "***"  # a password, or a misspelt parameter that may hold one
-            query.append((name, value))
-        fragment = "***" if parts.fragment else ""
-        return parts._replace(
-            netloc=netloc, query=urlencode(query, safe=":/@"), fragment=fragment
-        ).geturl()
-    except ValueError:
-        return "<unreadable mailbox URL>"
+    scheme = str(url).strip().partition(":")[0].lower()
+    if scheme in _EWS_SCHEMES:
+        from emailrouter_lib.mailboxes.ews_url import EWS_QUERY_NAMES
+
+        names: tuple[str, ...] = EWS_QUERY_NAMES
+    elif scheme in ("smtp", "smtps"):
+        from emailrouter_lib.mailboxes.smtp import SMTP_QUERY
+
+        names = SMTP_QUERY
+    else:
+        names = QUERY_NAMES
+    return redact_secrets_in_url(url, names, unreadable="<unreadable mailbox URL>")
 
 
 def local_mailbox_url(path: str | Path, kind: str = "maildir", **params: str) -> str:
@@ -138,12 +117,14 @@ def checked_query(
     parts: SplitResult, known: Sequence[str], fail: Callable[[str], MailboxURLError]
 ) -> dict[str, str]:
     """The URL's query as a dict, after the checks every mailbox URL shares: no literal password,
-    no fragment, only *known* parameter names, each at most once."""
-    if parts.password is not None:
-        raise fail(
-            "a password written into the URL is refused (it would end up in notebooks and logs); "
-            "remove it and add ?password=env:NAME, file:PATH or keyring:SERVICE/USER"
-        )
+    no fragment, only *known* parameter names, each at most once.
+
+    Literal secrets are refused by :func:`emailrouter_lib.secrets.url_secret_problem`, the check
+    every URL front shares (a password in the user part, ``pass%77ord=``, ``PASSWORD=``, ...).
+    """
+    problem = url_secret_problem(parts.geturl())
+    if problem:
+        raise fail(problem)
     if parts.fragment:
         raise fail("unexpected '#' part in the URL; percent-encode '#' as %23")
     query: dict[str, str] = {}

@@ -212,12 +212,15 @@ def rollback(
         undo.transaction = all_or_nothing
         for change in reversed(record.changes):
             if change.action == "created":
+                deleted = False
                 if change.table == "emailserverprofile":
-                    store.delete_email_server_profile(change.id)
+                    deleted = store.delete_email_server_profile(change.id)
                 elif change.table == "mailbox":
-                    store.delete_mailbox(change.id)
+                    deleted = store.delete_mailbox(change.id)
+                # A second rollback finds the row gone: say so, never "deleted" twice.
+                action = "deleted" if deleted else "unchanged"
                 undo.changes.append(
-                    AppliedChange(change.table, change.key, change.id, "deleted", after={})
+                    AppliedChange(change.table, change.key, change.id, action, after={})
                 )
             elif change.action == "updated":
                 restored = _restore(store, change)

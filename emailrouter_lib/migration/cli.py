@@ -21,8 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from emailrouter_lib.errors import EmailRouterError
-
 
 def _plan(args: argparse.Namespace) -> int:
     from emailrouter_lib.migration.flow import run
@@ -88,7 +86,8 @@ def _rollback(args: argparse.Namespace) -> int:
         undo = rollback(record, crm, record_path=args.record)
     finally:
         crm.close()
-    print(f"rolled back {args.record} on {undo.crm}: {undo.counts or 'nothing to undo'}")
+    done = undo.counts if undo.changed else "nothing to undo (already rolled back)"
+    print(f"rolled back {args.record} on {undo.crm}: {done}")
     return 0
 
 
@@ -209,9 +208,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     apply.set_defaults(func=_apply)
 
-    undo = migrate.add_parser("rollback", help="undo an apply from its record")
-    undo.add_argument("--record", required=True, metavar="FILE")
-    undo.add_argument("--crm", required=True, metavar="URL")
+    undo = migrate.add_parser(
+        "rollback",
+        help="undo an apply from its record",
+        description="Undo an `apply` (or a `schedule apply`) from the record it wrote: newest "
+        "change first, created rows deleted, updated rows given their old values. Rolling back "
+        "twice changes nothing the second time.",
+    )
+    undo.add_argument(
+        "--record",
+        required=True,
+        metavar="FILE",
+        help="the apply-record.json that `migrate apply` wrote (or a schedule apply record)",
+    )
+    undo.add_argument("--crm", required=True, metavar="URL", help="the CRM the plan was applied to")
     undo.set_defaults(func=_rollback)
 
     _register_schedule(migrate)
@@ -219,15 +229,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``emailrouter migrate …`` on its own (until the lead wires :func:`register` into the
-    main command); errors print one line on stderr and exit 2."""
+    main command); errors print one line on stderr, with the main command's exit codes."""
     parser = argparse.ArgumentParser(prog="emailrouter")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except EmailRouterError as exc:
-        print(f"emailrouter: error: {exc}", file=sys.stderr)
-        return 2
+    from emailrouter_lib.cli import run_command  # the one exit-code scheme of every command
+
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from emailrouter_lib.migration.schedule import (
     build_schedule,
     schedule_table,
 )
+from emailrouter_lib.secrets import refuse_literal_secrets
 
 APPLY_RECORD = "apply-record.json"
 ENABLE_PLAN = "test-and-enable-plan.json"
@@ -192,6 +193,7 @@ def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
             f"{', '.join(sorted(DEFAULTS))}"
         )
     p = {**DEFAULTS, **params}
+    refuse_literal_secrets(p, where="migration parameters")
     routers = load_routers(p["configs"], p["states"])
     opened = None
     if crm is None and p["crm"]:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emailrouter_lib.known_secrets import mask_known_secrets
 from emailrouter_lib.migration import mapping as m
 from emailrouter_lib.migration.warnings import explain
 
@@ -346,6 +347,6 @@ def _short(text: str, limit: int = 48) -> str:
 
 def _atomic(path: Path, text: str) -> Path:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
+    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
     os.replace(temporary, path)
     return path

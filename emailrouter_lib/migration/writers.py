@@ -15,11 +15,11 @@ from typing import Literal
 import pandas as pd
 
 from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.known_secrets import mask_known_secrets
 from emailrouter_lib.migration.model import MigrationPlan
 
 Format = Literal["json", "csv", "xlsx"]
 FORMATS: tuple[str, ...] = ("json", "csv", "xlsx")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def write_plan(
@@ -36,11 +36,10 @@ def write_plan(
     if fmt == "json":
         return [_atomic(path, plan.to_json())]
     if fmt == "csv":
+        from emailrouter_lib.reports.artifacts import csv_text
+
         path.mkdir(parents=True, exist_ok=True)
-        return [
-            _atomic(path / f"{name}.csv", _defused(frame).to_csv(index=False))
-            for name, frame in tables.items()
-        ]
+        return [_atomic(path / f"{name}.csv", csv_text(frame)) for name, frame in tables.items()]
     if fmt == "xlsx":
         from emailrouter_lib.reports.excel import write_workbook
 
@@ -75,16 +74,6 @@ def read_plan(path: str | Path) -> MigrationPlan:
 def _atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
+    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
     os.replace(temporary, path)
     return path
-
-
-def _defused(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    for column in frame.columns:
-        if frame[column].dtype == object:
-            frame[column] = frame[column].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v
-            )
-    return frame

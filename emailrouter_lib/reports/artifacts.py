@@ -4,9 +4,13 @@ These files, not printed cell output, are what tests, cron wrappers and people r
 (papermill may silently trim output; a file is either there or not). Each is written to a temporary
 name and renamed into place, so a crash never leaves a half-written report that looks complete.
 
-CSV cells that start with ``=``, ``+``, ``-``, ``@`` or a tab come from mail (subjects, addresses)
-and would run as formulas when an admin opens the file in Excel; they are written with a leading
-apostrophe, which spreadsheets show as text and hide.
+CSV cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a CR come from mail (subjects,
+addresses) and would run as formulas when an admin opens the file in Excel; they are written with a
+leading apostrophe, which spreadsheets show as text and hide. The check looks at each value, not at
+the column's dtype: pandas 3 keeps text in a ``str`` dtype, not ``object``.
+
+As the last line of defence every text written here has the secrets this process resolved masked
+(:mod:`emailrouter_lib.known_secrets`), whatever a server echoed into a reason or an error.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from typing import Any
 
 import pandas as pd
 
+from emailrouter_lib.known_secrets import has_known_secrets, mask_known_secrets
 from emailrouter_lib.reports.html import render_html_report
 
-__all__ = ["write_run_artifacts"]
+__all__ = ["csv_text", "defuse_formulas", "write_run_artifacts"]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -59,13 +64,15 @@ def write_run_artifacts(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
+    if has_known_secrets():
+        tables = {name: _text_map(frame, mask_known_secrets) for name, frame in tables.items()}
 
     summary_text = json.dumps(summary, indent=2, ensure_ascii=False, default=_json_default)
     written["summary.json"] = _write(run_dir / "summary.json", summary_text + "\n")
 
     for name, frame in tables.items():
         file_name = _unique(f"{_slug(name)}.csv", written)
-        written[file_name] = _write(run_dir / file_name, _defused(frame).to_csv(index=False))
+        written[file_name] = _write(run_dir / file_name, csv_text(frame))
 
     links = dict(links)
     if workbook:
@@ -95,7 +102,7 @@ def write_run_artifacts(
 
 def _write(path: Path, text: str) -> Path:
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8", newline="")
+    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
     os.replace(temporary, path)
     return path
 
@@ -114,25 +121,42 @@ def _slug(name: str) -> str:
     return slug or "table"
 
 
-def _defused(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy in which text cells cannot be mistaken for spreadsheet formulas."""
-    text_columns = [c for c in frame.columns if frame[c].dtype == object or _is_string(frame[c])]
-    if not text_columns:
+def csv_text(frame: pd.DataFrame) -> str:
+    """*frame* as CSV a spreadsheet opens safely: formulas defused, and RFC 4180 line ends, so
+    that Python's csv writer quotes a cell holding a CR or LF instead of letting it start a row
+    (a bare CR would otherwise split the row, and a formula after it would run)."""
+    return defuse_formulas(frame).to_csv(index=False, lineterminator="\r\n")
+
+
+def defuse_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which text cells cannot be mistaken for spreadsheet formulas (for CSV files)."""
+    return _text_map(frame, _defuse)
+
+
+def _text_map(frame: pd.DataFrame, change: Any) -> pd.DataFrame:
+    """*frame* with *change* applied to every text value, whatever the column's dtype (object,
+    pandas 3's ``str``, ``string``, category); numbers, booleans and times are left alone."""
+    types = pd.api.types
+    columns = [
+        c
+        for c in frame.columns
+        if not (
+            types.is_numeric_dtype(frame[c])
+            or types.is_bool_dtype(frame[c])
+            or types.is_datetime64_any_dtype(frame[c])
+            or isinstance(frame[c].dtype, pd.PeriodDtype | pd.IntervalDtype)
+        )
+    ]
+    if not columns:
         return frame
     frame = frame.copy()
-    for column in text_columns:
-        frame[column] = frame[column].map(_defuse)
+    for column in columns:
+        frame[column] = frame[column].map(lambda v: change(v) if isinstance(v, str) else v)
     return frame
 
 
-def _is_string(series: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(series) and not pd.api.types.is_numeric_dtype(series)
-
-
-def _defuse(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+def _defuse(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def _json_default(value: Any) -> Any:

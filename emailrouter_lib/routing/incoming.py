@@ -40,6 +40,8 @@ from emailrouter_lib.crm.base import CrmBackend, NewEmail, Organization
 from emailrouter_lib.errors import CrmRecordError, EmailRouterError, LeaseHeldError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
+from emailrouter_lib.mailboxes.cleartext import cleartext_warnings
+from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
@@ -96,6 +98,7 @@ def run(params: dict | RoutingParams) -> RoutingResult:
                             mailbox=mailbox.label, status="skipped", error=mailbox.skipped
                         )
                     )
+        result.warnings += cleartext_warnings([*urls, *p.transports.values()])
         jobs = [MailboxJob(url, MailboxReport(mailbox=redact_url(url))) for url in urls]
         result.mailboxes.extend(job.report for job in jobs)  # never a password in a report
         context = _RunContext(crm, org, p, run_id)
@@ -282,17 +285,21 @@ class MailboxRun:
         todo = [item.key for item in items if item.key not in entries]
         self.report.seen = len(items)
         self.report.already_done = len(items) - len(todo)
-        size = self.params.batch_size
+        sizes = {item.key: item.size for item in items}
+        budget = self.params.batch_bytes
         with tqdm(
             total=len(todo),
             desc=self.mailbox_id,
             unit="msg",
             disable=None if self.params.progress is None else not self.params.progress,
         ) as bar:
-            for start in range(0, len(todo), size):
-                keys = todo[start : start + size]
+            start = 0
+            while start < len(todo):
+                # batch_size items at most, and about batch_bytes: planned by the listed sizes,
+                # cut short when the fetched bytes reach the budget (routing/batching.py)
+                keys = plan_batch(todo, start, sizes, count=self.params.batch_size, budget=budget)
                 try:
-                    fetched = list(self.source.fetch(keys))
+                    fetched, covered = fetch_batch(self.source, keys, budget=budget)
                 except MailboxError as exc:
                     # Nothing of this batch reached the ledger: the next run resumes here.
                     self.report.status, self.report.error = "interrupted", str(exc)
@@ -305,7 +312,10 @@ class MailboxRun:
                     decisions = decider.decide(fetched)
                     entries = self._create(decisions)
                 self._finish(decisions, entries)
-                bar.update(len(keys))
+                bar.update(covered)
+                start += covered
+                # let this batch go before the next is fetched (held, they doubled the peak)
+                del fetched, decisions, entries
 
     # -- crash recovery ------------------------------------------------------------------------
     def _recover(

@@ -57,7 +57,7 @@ from emailrouter_lib.crm.base import (
 )
 from emailrouter_lib.errors import EmailRouterError, MailboxError, MailboxSendError
 from emailrouter_lib.mailboxes.base import MailSender
-from emailrouter_lib.mailboxes.url import open_sender
+from emailrouter_lib.mailboxes.url import open_sender, redact_url
 from emailrouter_lib.routing.faults import checkpoint
 from emailrouter_lib.routing.outgoing_ledger import (
     CLAIMED,
@@ -493,7 +493,7 @@ class OutgoingRun:
             try:
                 self._names[url] = open_sender(url, ca_file=self.params.ca_file).sender_id
             except MailboxError:
-                self._names[url] = url.partition("?")[0]
+                self._names[url] = redact_url(url).partition("?")[0]
         return self._names[url]
 
     def _open(self, url: str) -> MailSender | MailboxError:

@@ -12,6 +12,9 @@ from typing import Any
 from emailrouter_lib.errors import RoutingError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
 from emailrouter_lib.routing.lease import DEFAULT_LEASE_SECONDS
+from emailrouter_lib.secrets import refuse_literal_secrets
+
+DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -26,6 +29,9 @@ class RoutingParams:
     run_dir: str | None = None
     tracked_classes: list[str] = field(default_factory=lambda: list(TRACKED_CLASSES))
     batch_size: int = 200
+    # bytes of messages one batch holds (about: a single larger message makes a batch of its own);
+    # a batch is in memory whole until its CRM commit (routing/batching.py)
+    batch_bytes: int = DEFAULT_BATCH_BYTES
     ca_file: str | None = None
     progress: bool | None = None
     # mailboxes routed at once (DESIGN.md "Scale": EWS throttling, not CPU, is the limit); 1 routes
@@ -94,6 +100,15 @@ class RoutingParams:
             raise RoutingError(
                 f"batch_size must be a positive whole number, got {self.batch_size!r}"
             )
+        if (
+            not isinstance(self.batch_bytes, int)
+            or isinstance(self.batch_bytes, bool)
+            or self.batch_bytes < 1
+        ):
+            raise RoutingError(
+                f"batch_bytes must be a positive whole number of bytes (default"
+                f" {DEFAULT_BATCH_BYTES}, 64 MB), got {self.batch_bytes!r}"
+            )
         if self.max_concurrency is not None and (
             not isinstance(self.max_concurrency, int)
             or isinstance(self.max_concurrency, bool)
@@ -114,6 +129,9 @@ class RoutingParams:
             )
         if not self.tracked_classes:
             raise RoutingError("tracked_classes is empty: nothing would ever be routed")
+        # Mailbox, transport, CRM and ledger URLs and the password templates, before anything
+        # connects or is written (a password in a URL would reach results and reports).
+        refuse_literal_secrets(asdict(self), where="routing parameters")
 
     def ledger_path(self) -> Path:
         if self.ledger:

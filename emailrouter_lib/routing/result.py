@@ -40,6 +40,16 @@ COLUMNS = [
 ]
 
 
+# Outgoing outcomes a person must look at: refused for good, or maybe delivered (never resent).
+_FAILED_SENDS = ("failed", "uncertain")
+
+
+def _own_words(report: MailboxReport) -> str:
+    """The mailbox's error without the mailbox name it starts with (the line names it already)."""
+    error = report.error or ""
+    return error.removeprefix(f"{report.mailbox}: ")
+
+
 @dataclass
 class ResultRow:
     mailbox: str
@@ -97,6 +107,7 @@ class RoutingResult:
     rows: list[ResultRow] = field(default_factory=list)
     mailboxes: list[MailboxReport] = field(default_factory=list)
     outgoing: list[OutgoingRow] = field(default_factory=list)  # one row per outgoing email
+    warnings: list[str] = field(default_factory=list)  # not failures, but an admin must know
 
     @property
     def outgoing_table(self) -> pd.DataFrame:
@@ -123,8 +134,46 @@ class RoutingResult:
         return dict(Counter(r.outcome for r in self.rows).most_common())
 
     @property
+    def failed_mailboxes(self) -> list[MailboxReport]:
+        """Mailboxes that could not be routed to the end (error or interrupted)."""
+        return [m for m in self.mailboxes if m.status not in ("ok", "skipped")]
+
+    @property
+    def failures(self) -> list[str]:
+        """What failed, one line each, naming the mailbox or the messages and why.
+
+        A quarantined message and an email the server refused are failures too (each needs a
+        person); a skipped class or a duplicate is not.
+        """
+        lines = [f"mailbox {m.mailbox}: {m.status}: {_own_words(m)}" for m in self.failed_mailboxes]
+        quarantined = Counter(r.outcome for r in self.rows if r.outcome.startswith("quarantined"))
+        lines += [f"{n} message(s) {outcome}" for outcome, n in quarantined.items()]
+        refused = Counter(r.outcome for r in self.outgoing if r.outcome in _FAILED_SENDS)
+        lines += [f"{n} outgoing email(s) {outcome}" for outcome, n in refused.items()]
+        return lines
+
+    @property
     def ok(self) -> bool:
-        return all(m.status in ("ok", "skipped") for m in self.mailboxes)
+        """True when no mailbox, message or outgoing email failed (the run exits 0)."""
+        return not self.failures
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """The counts a person asks for first, in their words (the console's last line)."""
+        outcomes = [r.outcome for r in self.rows]
+        totals = {
+            "created": outcomes.count("created"),
+            "duplicates": outcomes.count("duplicate"),
+            "skipped": sum(1 for o in outcomes if o.startswith(("skipped", "filtered"))),
+            "quarantined": sum(1 for o in outcomes if o.startswith("quarantined")),
+            "invalid forwards": outcomes.count("invalid-forward"),
+            "failed mailboxes": len(self.failed_mailboxes),
+        }
+        if self.outgoing:
+            sent = [r.outcome for r in self.outgoing]
+            totals["sent"] = sent.count("sent")
+            totals["failed sends"] = sum(1 for o in sent if o in _FAILED_SENDS)
+        return totals
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -145,6 +194,9 @@ class RoutingResult:
                 for m in self.mailboxes
             ],
             "ok": self.ok,
+            "totals": self.totals,
+            "failures": self.failures,
+            "warnings": self.warnings,
         }
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
@@ -156,6 +208,8 @@ class RoutingResult:
         # Written after the CRM and the ledger committed: one message's text must never cost the
         # run its record, so every string is made storable here too (decide already did).
         summary = storable_value(self.summary)
+        if not self.outgoing:  # a reused run folder must not keep an earlier run's emails
+            (Path(run_dir) / "outgoing.csv").unlink(missing_ok=True)
         tables = {
             "results": self.table,
             "mailboxes": self.mailbox_table,
@@ -188,12 +242,14 @@ class RoutingResult:
             lines.append(f"outgoing: {len(self.outgoing)} email(s)")
             lines += [f"  {outcome:<32} {n}" for outcome, n in self.outgoing_counts.items()]
         for m in self.mailboxes:
-            state = m.status if m.status == "ok" else f"{m.status}: {m.error}"
+            state = m.status if m.status == "ok" else f"{m.status}: {_own_words(m)}"
             if m.recovered:
                 state += f"; finished {m.recovered} item(s) an interrupted run left half done"
             if m.resumable:
                 state += f"; {m.resumable} item(s) left for the next run"
             lines.append(f"  mailbox {m.mailbox}: {state}")
+        shown = ", ".join(f"{n} {name}" for name, n in self.totals.items())
+        lines.append(f"{'ok' if self.ok else 'FAILED'}: {shown}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

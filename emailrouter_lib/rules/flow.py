@@ -32,6 +32,7 @@ from emailrouter_lib.rules.targets import (
     targets_from_crm,
     with_forward_mailbox,
 )
+from emailrouter_lib.secrets import refuse_literal_secrets
 
 DEFAULTS: dict[str, Any] = {
     "crm": None,  # CRM URL: mailbox records (and addresses for the configuration's GUIDs)
@@ -82,6 +83,7 @@ class RulesResult:
                 1 for r in self.plan.changing if r.outlook_rules
             ),
             "manual": len(self.plan.manual),
+            "ok": self.ok,  # False: a rule failed or drifted (the runner exits 1)
         }
         if self.applied is not None:
             summary["applied"] = _tally(r.outcome for r in self.applied)
@@ -215,6 +217,7 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
             + ", ".join(DEFAULTS)
         )
     merged = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None or k == "ews"}}
+    refuse_literal_secrets(merged, where="rules parameters")
     if merged["mode"] not in ("deploy", "remove"):
         raise ConfigError(f"mode must be 'deploy' or 'remove', not {merged['mode']!r}")
     if not str(merged["rule_name"] or "").strip():

@@ -59,9 +59,9 @@ def subject_words(
     subject: str | None, settings: HashSettings, tokens: TrackingTokenFormat
 ) -> list[str]:
     """The words smart matching compares: prefixes and tracking tokens gone, lower case."""
-    text = subject or ""
-    while (token := tokens.find(text)) is not None:
-        text = re.sub(re.escape(token), " ", text, flags=re.IGNORECASE)
+    # One pass over the subject for every token in it: a search and a replace per distinct token
+    # read a subject of many tokens once per token.
+    text = tokens.remove(subject or "")
     text = settings.filter_keywords.sub("", text, count=1)
     return [w.lower() for w in _WORD.findall(text)][: settings.max_count]
 

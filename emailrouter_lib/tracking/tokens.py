@@ -66,3 +66,7 @@ class TrackingTokenFormat:
                 prefix = known
                 break
         return f"{prefix}:{match.group(1)}"
+
+    def remove(self, text: str) -> str:
+        """*text* with every tracking token in it replaced by a blank."""
+        return self._pattern.sub(" ", text) if text else text

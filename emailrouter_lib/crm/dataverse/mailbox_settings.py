@@ -69,11 +69,11 @@ class MailboxSettingsOverWebApi:
         path = query_path("mailboxes", filter=condition, orderby="createdon asc", top=1)
         return self._save("mailbox", path, values, what)
 
-    def delete_email_server_profile(self, emailserverprofileid: str) -> None:
-        self._delete("emailserverprofiles", emailserverprofileid)
+    def delete_email_server_profile(self, emailserverprofileid: str) -> bool:
+        return self._delete("emailserverprofiles", emailserverprofileid)
 
-    def delete_mailbox(self, mailboxid: str) -> None:
-        self._delete("mailboxes", mailboxid)
+    def delete_mailbox(self, mailboxid: str) -> bool:
+        return self._delete("mailboxes", mailboxid)
 
     def set_email_connection_channel(self, value: int) -> RowChange:
         rows = self._rows(
@@ -179,12 +179,14 @@ class MailboxSettingsOverWebApi:
         if response.status_code >= 400 and response.status_code != 412:
             raise error_for(response, f"update {what}", attempts=attempts)
 
-    def _delete(self, set_name: str, record_id: str) -> None:
+    def _delete(self, set_name: str, record_id: str) -> bool:
+        """True when the row was deleted, False when it was gone already (404)."""
         response, attempts = self.session.send(
             "DELETE", f"{set_name}({record_id})", what=f"delete {set_name}({record_id})"
         )
         if response.status_code >= 400 and response.status_code != 404:
             raise error_for(response, f"delete {set_name}({record_id})", attempts=attempts)
+        return response.status_code != 404
 
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:

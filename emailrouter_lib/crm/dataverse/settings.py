@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from emailrouter_lib.errors import CrmURLError
-from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import is_reference, redact_url, url_secret_problem
 
 SCHEMES = ("dataverse+http", "dataverse+https")
 AUTH_METHODS = ("none", "ntlm", "negotiate", "client_credentials", "device_code")
@@ -125,16 +125,21 @@ def parse_dataverse_url(url: str) -> DataverseSettings:
     """Parse and check a ``dataverse+http(s)://`` URL; errors name the URL and the fix."""
     text = (url or "").strip()
     parts = urlsplit(text)
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise CrmURLError(f"CRM URL {text!r} is not a Dataverse URL; supported forms: {FORMS}")
-    if not parts.hostname:
-        raise CrmURLError(f"CRM URL {text!r} names no host; supported forms: {FORMS}")
     if parts.username or parts.password:
         raise CrmURLError(
             f"CRM URL {_redact(text)!r} carries credentials before the host; give "
             f"user=... and password=env:NAME (a reference) as options instead"
         )
+    problem = url_secret_problem(text)  # the check every URL front shares
+    if problem:
+        raise CrmURLError(f"CRM URL {_redact(text)!r}: {problem}")
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise CrmURLError(
+            f"CRM URL {_redact(text)!r} is not a Dataverse URL; supported forms: {FORMS}"
+        )
+    if not parts.hostname:
+        raise CrmURLError(f"CRM URL {_redact(text)!r} names no host; supported forms: {FORMS}")
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
@@ -219,16 +224,9 @@ def _number(url, options, name, default, low, high, kind):
 
 
 def _redact(url: str) -> str:
-    """The URL with anything that might be a literal secret masked (for error messages)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    pairs = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key in ("password", "client_secret") and not is_reference(value):
-            value = "***"
-        pairs.append(f"{key}={value}")
-    query = "&".join(pairs)
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+    """The URL with anything that might be a literal secret masked (for error messages): the
+    values of credential options and of options Dataverse URLs do not take."""
+    return redact_url(url, _OPTIONS)
 
 
 __all__ = [
