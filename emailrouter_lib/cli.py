@@ -55,6 +55,7 @@ def _route(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size,
         "batch_bytes": args.batch_bytes,
         "max_concurrency": args.max_concurrency,
+        "lease_seconds": args.lease_seconds,
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
     }
@@ -206,6 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS",
         help="also track this message class besides IPM.Note and out-of-office replies, e.g. "
         "IPM.Note.SMIME.MultipartSigned (repeat)",
+    )
+    route.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long this run holds each mailbox without renewing (default 300): another run "
+        "skips a held mailbox, and takes over a crashed run's once its lease expired",
     )
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
     route.add_argument("--quiet", action="store_true", help="no progress bar")

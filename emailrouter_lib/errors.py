@@ -25,6 +25,8 @@ elements, skipped message classes) are returned in results, never raised.
     │       ├── CrmAuthError        401/403: credentials refused, or a privilege is missing
     │       └── CrmThrottledError   429/503 beyond the bounded wait (``retry_after``)
     ├── RoutingError                a routing batch cannot run (bad parameters, ledger trouble)
+    │   ├── LeaseHeldError          another live run holds the mailbox's lease: it is skipped
+    │   └── LeaseLostError          a ledger write's lease expired or was taken over: refused
     └── NotebookError               a notebook run failed, timed out, or its kernel died
         └── NotebookParameterError  the notebook refused its parameters (raised a usage error)
 """
@@ -174,6 +176,20 @@ class RoutingError(EmailRouterError):
     """A routing batch cannot run: bad parameters, or the ledger is unusable."""
 
 
+class LeaseHeldError(RoutingError):
+    """Another run holds the mailbox's live lease (``holder``: who, until when); the mailbox is
+    skipped by this run, not an error: the holder routes it, or the next run once it expires."""
+
+    def __init__(self, message: str, *, holder: object = None):
+        self.holder = holder
+        super().__init__(message)
+
+
+class LeaseLostError(RoutingError):
+    """A ledger write was refused: the run's lease on the mailbox expired or another run took it
+    over (its fencing token is stale), so this run must stop acting on the mailbox."""
+
+
 class NotebookError(EmailRouterError):
     """A notebook run failed: a cell raised, a cell ran past the timeout, or the kernel died.
 
@@ -198,6 +214,8 @@ __all__ = [
     "CrmThrottledError",
     "CrmURLError",
     "EmailRouterError",
+    "LeaseHeldError",
+    "LeaseLostError",
     "MailboxAuthError",
     "MailboxConnectError",
     "MailboxError",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -68,10 +70,10 @@ def route(crm_url: str, *mailboxes: str, **params) -> routing.RoutingResult:
     return routing.run({"mailboxes": list(mailboxes), "crm": crm_url, "progress": False, **params})
 
 
-def route_in_subprocess(
+def route_command(
     crm_url: str, *mailboxes: str, crash_at: str | None = None, extra: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess:
-    """``emailrouter route`` as its own process, optionally killed (SIGKILL) at a crash point."""
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of ``emailrouter route`` on these mailboxes."""
     env = {**os.environ, "TQDM_DISABLE": "1"}
     env.pop("EMAILROUTER_CRASH_AT", None)
     if crash_at:
@@ -79,6 +81,23 @@ def route_in_subprocess(
     args = [sys.executable, "-m", "emailrouter_lib.cli", "route", "--crm", crm_url, "--quiet"]
     for url in mailboxes:
         args += ["--mailbox", url]
-    return subprocess.run(
-        [*args, *extra], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    return [*args, *extra], env
+
+
+def route_in_subprocess(
+    crm_url: str, *mailboxes: str, crash_at: str | None = None, extra: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
+    """``emailrouter route`` as its own process, optionally killed (SIGKILL) at a crash point.
+
+    A killed run holds its mailboxes' leases until they expire: it runs with one-second leases
+    and this returns once they expired, so the next run takes the mailboxes over."""
+    if crash_at:
+        extra = ("--lease-seconds", str(CRASH_LEASE_SECONDS), *extra)
+    args, env = route_command(crm_url, *mailboxes, crash_at=crash_at, extra=extra)
+    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if crash_at and done.returncode == -signal.SIGKILL:
+        time.sleep(CRASH_LEASE_SECONDS + 0.1)
+    return done
+
+
+CRASH_LEASE_SECONDS = 1

@@ -270,8 +270,12 @@ class CrmBackend(Protocol):
         """The newest email of the conversation whose Thread-Index base hashes to this value."""
         ...
 
-    def create_emails(self, emails: Sequence[NewEmail]) -> None:
-        """Create the emails with their parties and attachments in one transaction: all or none."""
+    def create_emails(self, emails: Sequence[NewEmail]) -> set[str] | None:
+        """Create the emails with their parties and attachments in one transaction: all or none.
+
+        A backend that checks Message-IDs as it writes returns the activity ids of the received
+        emails it did not create because one with the same Message-ID is stored already (another
+        run created it meanwhile); None: no such check (routing's own lookup before is all)."""
         ...
 
     def create_contact(self, emailaddress: str, fullname: str | None) -> Party:

@@ -228,6 +228,10 @@ CREATE TABLE email (
     modifiedon                TEXT NOT NULL
 );
 CREATE INDEX email_messageid ON email (messageid);
+-- create_emails looks a received email's Message-ID up here, case-insensitively, inside its write
+-- transaction: one received email per Message-ID even when two runs overlap (sqlite.py keeps the
+-- same statement for databases made before it; not UNIQUE, so their earlier doubles still open)
+CREATE INDEX email_received_messageid ON email (messageid COLLATE NOCASE) WHERE directioncode = 0;
 CREATE INDEX email_trackingtoken ON email (trackingtoken);
 CREATE INDEX email_baseconversationindexhash ON email (baseconversationindexhash);
 CREATE INDEX email_statuscode ON email (statuscode);

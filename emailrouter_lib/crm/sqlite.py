@@ -233,6 +233,7 @@ class SqliteCrm:
             self._check_schema()  # before WAL, so a stranger's database is left as it was
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute(_RECEIVED_MESSAGEID_INDEX)  # databases made before the index
         except CrmError:
             self.close()
             raise
@@ -444,9 +445,13 @@ class SqliteCrm:
         )
         return _email_ref(rows[0]) if rows else None
 
-    def create_emails(self, emails: Sequence[NewEmail]) -> None:
+    def create_emails(self, emails: Sequence[NewEmail]) -> set[str]:
+        """All or none, in one transaction; a received email whose Message-ID a received email
+        has already (case-insensitively; stored, or earlier in *emails*) is not created: its
+        activity id is returned, so routing reports it as a duplicate. The check runs inside
+        the write transaction, so two runs that overlap never both create one message."""
         if not emails:
-            return
+            return set()
         now = utcnow()
         party_rows = []
         attachment_rows = []
@@ -483,21 +488,26 @@ class SqliteCrm:
                 # The receiving mailbox is the accepting user's or queue's own mailbox: looked up
                 # once per accepting entity, not once per email.
                 mailboxes = _receiving_mailboxes(conn, {e.acceptingentityid for e in emails})
+                refused = self._received_already(conn, emails)
                 conn.executemany(
                     f"INSERT INTO email ({columns}) VALUES ({marks})",
-                    [_email_row(e, now, mailboxes.get(e.acceptingentityid)) for e in emails],
+                    [
+                        _email_row(e, now, mailboxes.get(e.acceptingentityid))
+                        for e in emails
+                        if e.activityid not in refused
+                    ],
                 )
                 conn.executemany(
                     "INSERT INTO activityparty (activitypartyid, activityid, "
                     "participationtypemask, partyid, partyobjecttypecode, addressused, "
                     "unresolvedpartyname) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    party_rows,
+                    [row for row in party_rows if row[1] not in refused],
                 )
                 conn.executemany(
                     "INSERT INTO activitymimeattachment (activitymimeattachmentid, objectid, "
                     "filename, mimetype, body, filesize, attachmentcontentid, attachmentnumber) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    attachment_rows,
+                    [row for row in attachment_rows if row[1] not in refused],
                 )
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             # A constraint or a value SQLite cannot bind (a lone surrogate, an integer too large)
@@ -508,6 +518,28 @@ class SqliteCrm:
                 f"{self.url}: could not create {len(emails)} email(s) (first Message-ID "
                 f"{first!r}): {exc}; nothing was written, the batch can be retried"
             ) from exc
+        return refused
+
+    def _received_already(self, conn: sqlite3.Connection, emails: Sequence[NewEmail]) -> set[str]:
+        """Activity ids of the received *emails* whose Message-ID (folded as SQLite's NOCASE
+        does) a stored received email, or an earlier one of *emails*, has already."""
+        received = [e for e in emails if not e.directioncode and e.messageid]
+        stored: set[str] = set()
+        wanted = list(dict.fromkeys(_ascii_lower(e.messageid or "") for e in received))
+        for chunk in _chunks(wanted, self._chunk_size(1)):
+            rows = conn.execute(
+                "SELECT messageid FROM email WHERE directioncode = 0 AND messageid COLLATE NOCASE"
+                f" IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+            stored.update(_ascii_lower(row[0]) for row in rows)
+        refused: set[str] = set()
+        for email in received:
+            folded = _ascii_lower(email.messageid or "")
+            if folded in stored:
+                refused.add(email.activityid)
+            stored.add(folded)
+        return refused
 
     def create_contact(self, emailaddress: str, fullname: str | None) -> Party:
         address = emailaddress.strip()
@@ -1109,6 +1141,12 @@ def _recipient(row: sqlite3.Row) -> Recipient:
         isdisabled=bool(row["isdisabled"]),
         autocreatecontact=bool(row["autocreatecontactonpromote"]),
     )
+
+
+_RECEIVED_MESSAGEID_INDEX = (
+    "CREATE INDEX IF NOT EXISTS email_received_messageid"
+    " ON email (messageid COLLATE NOCASE) WHERE directioncode = 0"
+)
 
 
 def _receiving_mailboxes(

@@ -10,6 +10,10 @@ A crash anywhere is repaired by the next run: pending entries are checked agains
 chosen activity id, committed ones get their source action, and anything else is decided afresh,
 where the CRM's Message-ID check stops a second copy.
 
+A mailbox is routed only under its lease (``routing.lease``): a run that finds another live run's
+lease skips the mailbox, a crashed run's lease is taken over once it expired, and every ledger
+write is fenced by the lease, so two overlapping runs never route one mailbox at once.
+
 Mailboxes on servers run in a bounded thread pool (``max_concurrency``; DESIGN.md "Scale"; local
 folders, which are CPU-bound, run one after another): each with its own
 ledger connection, Exchange folders warmed one by one first, and steps 1–2 taken in turns so the
@@ -22,9 +26,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -33,7 +37,7 @@ from tqdm.auto import tqdm
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import open_crm
 from emailrouter_lib.crm.base import CrmBackend, NewEmail, Organization
-from emailrouter_lib.errors import CrmRecordError, EmailRouterError, MailboxError
+from emailrouter_lib.errors import CrmRecordError, EmailRouterError, LeaseHeldError, MailboxError
 from emailrouter_lib.mailboxes import open_source, redact_url
 from emailrouter_lib.mailboxes.base import MailboxSource
 from emailrouter_lib.mailboxes.cleartext import cleartext_warnings
@@ -41,6 +45,7 @@ from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
 from emailrouter_lib.routing.faults import checkpoint
+from emailrouter_lib.routing.lease import LeaseKeeper, LeaseOwner
 from emailrouter_lib.routing.ledger import COMMITTED, DONE, PENDING, Ledger, LedgerEntry
 from emailrouter_lib.routing.outgoing import run_outgoing
 from emailrouter_lib.routing.params import RoutingParams
@@ -160,6 +165,8 @@ class MailboxJob:
                 self.report,
                 context.crm_turn,
             ).run(entered=self.entered)
+        except LeaseHeldError as exc:  # another live run routes it: not an error of this run
+            self.report.status, self.report.error = "skipped", str(exc)
         except EmailRouterError as exc:
             if self.report.status != "interrupted":  # closing a dropped connection fails too
                 self.report.status, self.report.error = "error", str(exc)
@@ -237,7 +244,27 @@ class MailboxRun:
         return self.source.mailbox_id
 
     def run(self, *, entered: bool = False) -> None:
-        """Route the mailbox; *entered*: the source is connected already and stays open."""
+        """Route the mailbox under its lease; *entered*: the source is connected already and
+        stays open. ``LeaseHeldError`` before anything is read when another run holds it."""
+        with self._lease():
+            self._run(entered=entered)
+
+    @contextmanager
+    def _lease(self) -> Iterator[None]:
+        """Hold the mailbox's lease while it is routed, renewed in the background and by every
+        ledger write; given up at the end (a killed run's lease expires by itself)."""
+        seconds = self.params.lease_seconds
+        owner = LeaseOwner.this_process(self.run_id)
+        lease = self.ledger.acquire(self.mailbox_id, owner, seconds)
+        keeper = LeaseKeeper(lambda: Ledger.lease_store(self.ledger.path))
+        keeper.keep(lease, seconds)
+        try:
+            yield
+        finally:
+            keeper.stop()
+            self.ledger.release(lease)
+
+    def _run(self, *, entered: bool) -> None:
         decider = BatchDecider(
             self.crm,
             self.org,
@@ -295,6 +322,10 @@ class MailboxRun:
         self, entries: dict[str, LedgerEntry], present: set[str]
     ) -> dict[str, LedgerEntry]:
         """Finish what a killed run left half done; return the entries that still stand.
+
+        This runs under the mailbox's lease, so a pending entry here was left by a run whose
+        lease expired or was given up, never by a live run (which would have made this run skip
+        the mailbox); and each repair below is a fenced ledger write.
 
         Items the ledger calls done but that are still in the mailbox with a delete or move due
         (a POP3 session that died before QUIT never commits its DELEs) get their action again.
@@ -354,16 +385,19 @@ class MailboxRun:
         self.ledger.write(entries, self.run_id)
         emails = [d.email for d in decisions if d.email is not None]
         if emails:
-            refused = self._create_emails(emails)
+            refused, duplicates = self._create_emails(emails)
             if refused:
                 entries = self._quarantine_refused(decisions, entries, refused)
-                emails = [e for e in emails if e.activityid not in refused]
+            if duplicates:  # created meanwhile by another writer: the CRM's Message-ID check
+                entries = self._duplicates_at_write(decisions, entries, duplicates)
+            emails = [e for e in emails if e.activityid not in {*refused, *duplicates}]
             if emails and self.org.enablesmartmatching:  # so later replies can match these too
                 store_new_email_hashes(self.crm, self.org, emails)
         return entries
 
-    def _create_emails(self, emails: Sequence[NewEmail]) -> dict[str, str]:
-        """Create *emails*; return the activity ids the CRM refused, with its answer.
+    def _create_emails(self, emails: Sequence[NewEmail]) -> tuple[dict[str, str], set[str]]:
+        """Create *emails*; return the activity ids the CRM refused, with its answer, and those
+        it did not create because a received email with their Message-ID is stored already.
 
         A refusal that names a record (:class:`CrmRecordError`, or anything a backend raises
         on one email's values) is bisected: the batch is written again in halves without the
@@ -372,8 +406,7 @@ class MailboxRun:
         pending entries make the next run finish the batch.
         """
         try:
-            self.crm.create_emails(emails)
-            return {}
+            return {}, set(self.crm.create_emails(emails) or ())
         except CrmRecordError as exc:
             error: Exception = exc
         except EmailRouterError:
@@ -381,14 +414,18 @@ class MailboxRun:
         except Exception as exc:  # a backend's encoder choking on one email's text
             error = exc
         if len(emails) == 1:
-            return {emails[0].activityid: f"{error.__class__.__name__}: {error}"[:500]}
+            return {emails[0].activityid: f"{error.__class__.__name__}: {error}"[:500]}, set()
         # A call of several change sets may have committed the first ones (Dataverse).
         present = self.crm.emails_by_activity_id([e.activityid for e in emails])
         rest = [e for e in emails if e.activityid not in present]
         if len(rest) < 2:
-            return self._create_emails(rest) if rest else {}
+            return self._create_emails(rest) if rest else ({}, set())
         half = len(rest) // 2
-        return {**self._create_emails(rest[:half]), **self._create_emails(rest[half:])}
+        (refused, duplicates), (more, others) = (
+            self._create_emails(rest[:half]),
+            self._create_emails(rest[half:]),
+        )
+        return {**refused, **more}, duplicates | others
 
     def _quarantine_refused(
         self,
@@ -410,6 +447,25 @@ class MailboxRun:
             d.raw, d.email = d.original or b"", None
             quarantine(
                 self.params.quarantine_path(), self.mailbox_id, d.key, d.raw, d.outcome, d.reason
+            )
+            changed[d.key] = self._entry(d)
+        self.ledger.write(list(changed.values()), self.run_id)
+        return [changed.get(e.item_key, e) for e in entries]
+
+    def _duplicates_at_write(
+        self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry], duplicates: set[str]
+    ) -> list[LedgerEntry]:
+        """Turn the decisions whose email the CRM did not create as a duplicate into
+        ``duplicate``s, in the ledger too (a crash before this rewrite is repaired like any
+        pending entry: its id is not in the CRM, so the item is decided afresh, a duplicate)."""
+        changed: dict[str, LedgerEntry] = {}
+        for d in decisions:
+            if d.email is None or d.email.activityid not in duplicates:
+                continue
+            d.outcome, d.email = "duplicate", None
+            d.reason = (
+                f"Duplicate: Message-ID {d.message_id} was created in the CRM by another writer"
+                " while this run wrote it"
             )
             changed[d.key] = self._entry(d)
         self.ledger.write(list(changed.values()), self.run_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 from emailrouter_lib.errors import RoutingError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
+from emailrouter_lib.routing.lease import DEFAULT_LEASE_SECONDS
 from emailrouter_lib.secrets import refuse_literal_secrets
 
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
@@ -36,6 +37,9 @@ class RoutingParams:
     # mailboxes routed at once (DESIGN.md "Scale": EWS throttling, not CPU, is the limit); 1 routes
     # them one after another on one ledger connection, as before
     max_concurrency: int | None = None  # None: 4 when a mailbox is on a server, else 1
+    # how long a run's hold on a mailbox lasts without renewal (routing/lease.py): a second run
+    # skips the mailbox meanwhile; after a crash, the next run takes it over once it expired
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
     # -- outgoing (reference/email-router.md §4) ------------------------------------------------
     directions: list[str] = field(default_factory=lambda: ["incoming"])  # incoming, outgoing
     transports: dict[str, str] = field(default_factory=dict)  # sender address or "*" -> URL
@@ -114,6 +118,15 @@ class RoutingParams:
                 f"max_concurrency must be a positive whole number (1 = one mailbox at a time),"
                 f" got {self.max_concurrency!r}"
             )
+        if (
+            not isinstance(self.lease_seconds, int | float)
+            or isinstance(self.lease_seconds, bool)
+            or not 1 <= self.lease_seconds <= 86400
+        ):
+            raise RoutingError(
+                f"lease_seconds must be a number of seconds from 1 to 86400 (default"
+                f" {DEFAULT_LEASE_SECONDS:g}), got {self.lease_seconds!r}"
+            )
         if not self.tracked_classes:
             raise RoutingError("tracked_classes is empty: nothing would ever be routed")
         # Mailbox, transport, CRM and ledger URLs and the password templates, before anything
@@ -150,7 +163,7 @@ class RoutingParams:
         relevant = {
             k: v
             for k, v in asdict(self).items()
-            if k not in ("run_id", "run_dir", "progress", "max_concurrency")
+            if k not in ("run_id", "run_dir", "progress", "max_concurrency", "lease_seconds")
         }
         return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
