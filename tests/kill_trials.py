@@ -21,7 +21,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing_helpers import ROOT, demo_crm, drop, maildir_url, message, route_in_subprocess
+from routing_helpers import (
+    CRASH_LEASE_SECONDS,
+    ROOT,
+    demo_crm,
+    drop,
+    maildir_url,
+    message,
+    route_in_subprocess,
+)
 
 SUPPORT = "queue:support@contoso.example"
 
@@ -59,7 +67,9 @@ def _start(crm_url: str, url: str, batch_size: int) -> subprocess.Popen:
     env = {**os.environ, "TQDM_DISABLE": "1"}
     env.pop("EMAILROUTER_CRASH_AT", None)
     args = [sys.executable, "-m", "emailrouter_lib.cli", "route", "--crm", crm_url, "--quiet"]
+    # A killed run holds its mailbox's lease until it expires: short leases, waited out below.
     args += ["--mailbox", url, "--batch-size", str(batch_size)]
+    args += ["--lease-seconds", str(CRASH_LEASE_SECONDS)]
     return subprocess.Popen(
         args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -111,7 +121,9 @@ def run_trial(
         # within this kill's share of what is left, so a later kill still finds work to cut
         target = done + rng.randint(1, max(1, (messages - done) // (kills - killed + 1)))
         proc = _start(crm_url, url, batch_size)
-        killed += _kill_when(proc, crm_path, target, rng.uniform(0, 0.05), timeout)
+        if _kill_when(proc, crm_path, target, rng.uniform(0, 0.05), timeout):
+            killed += 1
+            time.sleep(CRASH_LEASE_SECONDS + 0.2)  # the killed run's lease expires
     reruns = 0
     while True:  # rerun until a run finishes cleanly
         reruns += 1
