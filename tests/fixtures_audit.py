@@ -27,6 +27,22 @@ HOSTILE_ADDRESS = f"{ATTRIBUTE_BREAK}@evil.example".lower()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def audit_demo(folder: Path, **params):
+    """The audit of the demo (notebook 02's parameters) made fresh in *folder*."""
+    env = prepare_audit_demo(folder)
+    return audit.run(
+        {
+            "mailboxes": env.mailbox_urls,
+            "crm": env.crm_url,
+            "config": [str(env.config_path)],
+            "config_password": env.config_password,
+            "since": None,
+            "progress": False,
+            **params,
+        }
+    )
+
+
 def hostile_audit(folder: Path):
     """Run the demo audit plus hostile mailboxes; returns (result, artifacts)."""
     demo = prepare_audit_demo(folder / "demo")

@@ -12,6 +12,7 @@ from email.utils import format_datetime
 import openpyxl
 import pandas as pd
 import pytest
+from fixtures_audit import audit_demo
 from routing_helpers import crm_store, demo_crm, drop, message, route
 
 from emailrouter_lib import audit
@@ -304,19 +305,7 @@ def test_command_line(tmp_path, capsys):
 def test_the_demo_lists_each_mailbox_once(tmp_path):
     """Alice (an Exchange provider in the configuration, a Maildir URL in the parameters) and Bob
     (POP3 and Exchange providers) were each listed twice, as "skipped" and as checked."""
-    from emailrouter_lib.demo.environment import prepare_audit_demo
-
-    env = prepare_audit_demo(tmp_path / "demo")
-    result = audit.run(
-        {
-            "mailboxes": env.mailbox_urls,
-            "crm": env.crm_url,
-            "config": [str(env.config_path)],
-            "config_password": env.config_password,
-            "since": None,
-            "progress": False,
-        }
-    )
+    result = audit_demo(tmp_path / "demo")
     table = result.table
     addresses = table["mailbox"].tolist()
     assert len(addresses) == len(set(addresses)), table[["state", "mailbox"]]

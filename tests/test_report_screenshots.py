@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures_audit import ROOT, chromium  # noqa: F401
+from fixtures_audit import ROOT, audit_demo, chromium  # noqa: F401
 
 SHOTS = ROOT / "runs" / "test-artifacts"
 FLOWS = ("routing", "audit", "rules", "migration", "configure")
@@ -42,22 +42,7 @@ def run_demo(flow: str, run_dir: Path) -> Path:
             }
         )
     elif flow == "audit":
-        from emailrouter_lib import audit
-        from emailrouter_lib.demo.environment import prepare_audit_demo
-
-        env = prepare_audit_demo(run_dir / "demo")
-        result = audit.run(
-            {
-                "mailboxes": env.mailbox_urls,
-                "crm": env.crm_url,
-                "config": [str(env.config_path)],
-                "config_password": env.config_password,
-                "since": None,
-                "concurrency": 4,
-                "run_id": "demo",
-                "progress": False,
-            }
-        )
+        result = audit_demo(run_dir / "demo", concurrency=4, run_id="demo")
     elif flow == "rules":
         from emailrouter_lib import rules
         from emailrouter_lib.rules.demo import prepare_rules_demo
