@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -433,40 +433,51 @@ class MailboxRun:
         entries: Sequence[LedgerEntry],
         refused: dict[str, str],
     ) -> list[LedgerEntry]:
-        """Turn the emails the CRM refused into quarantined items: copy, then ledger.
+        """Turn the emails the CRM refused into quarantined items: copy, then ledger."""
 
-        Their pending entries are rewritten before the batch is marked committed, so a crash
-        in between leaves entries the next run checks against the CRM and decides afresh.
-        """
-        changed: dict[str, LedgerEntry] = {}
-        for d in decisions:
-            if d.email is None or d.email.activityid not in refused:
-                continue
+        def quarantined(d: Decision) -> None:
             d.outcome = "quarantined:crm-refused"
             d.reason = f"the CRM refused this email: {refused[d.email.activityid]}"
             d.raw, d.email = d.original or b"", None
             quarantine(
                 self.params.quarantine_path(), self.mailbox_id, d.key, d.raw, d.outcome, d.reason
             )
-            changed[d.key] = self._entry(d)
-        self.ledger.write(list(changed.values()), self.run_id)
-        return [changed.get(e.item_key, e) for e in entries]
+
+        return self._rewrite_uncreated(decisions, entries, set(refused), quarantined)
 
     def _duplicates_at_write(
         self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry], duplicates: set[str]
     ) -> list[LedgerEntry]:
         """Turn the decisions whose email the CRM did not create as a duplicate into
-        ``duplicate``s, in the ledger too (a crash before this rewrite is repaired like any
-        pending entry: its id is not in the CRM, so the item is decided afresh, a duplicate)."""
-        changed: dict[str, LedgerEntry] = {}
-        for d in decisions:
-            if d.email is None or d.email.activityid not in duplicates:
-                continue
+        ``duplicate``s."""
+
+        def duplicate(d: Decision) -> None:
             d.outcome, d.email = "duplicate", None
             d.reason = (
                 f"Duplicate: Message-ID {d.message_id} was created in the CRM by another writer"
                 " while this run wrote it"
             )
+
+        return self._rewrite_uncreated(decisions, entries, duplicates, duplicate)
+
+    def _rewrite_uncreated(
+        self,
+        decisions: Sequence[Decision],
+        entries: Sequence[LedgerEntry],
+        activity_ids: set[str],
+        change: Callable[[Decision], None],
+    ) -> list[LedgerEntry]:
+        """*change* each decision whose email (one of *activity_ids*) the CRM did not create,
+        and rewrite its pending ledger entry in one write.
+
+        The rewrite comes before the batch is marked committed, so a crash in between leaves
+        pending entries whose ids are not in the CRM: the next run decides those items afresh.
+        """
+        changed: dict[str, LedgerEntry] = {}
+        for d in decisions:
+            if d.email is None or d.email.activityid not in activity_ids:
+                continue
+            change(d)
             changed[d.key] = self._entry(d)
         self.ledger.write(list(changed.values()), self.run_id)
         return [changed.get(e.item_key, e) for e in entries]
