@@ -398,6 +398,15 @@ def test_older_captures_still_parse():
         assert doc["attributes"], capture
 
 
+def test_completeness_lists_every_entity_file():
+    text = (DATAVERSE / "COMPLETENESS.md").read_text(encoding="utf-8")
+    for flavour in BUILT_FROM_CAPTURES:
+        section = text.split(f"## {flavour}/", 1)[1].split("\n## ", 1)[0]
+        for path in (DATAVERSE / flavour).glob("*.json"):
+            status = _load(path)["completeness"].split()[0].rstrip(":")
+            assert f"| {path.stem} | {status}" in section, (flavour, path.stem, status)
+
+
 def test_readme_attribution():
     text = (CONTRACTS / "README.md").read_text(encoding="utf-8")
     assert "CC BY 4.0" in text
