@@ -17,7 +17,7 @@ SYSTEM_PACKAGES := .ci/system-packages.sh
 help:
 	@echo "make demo       run notebooks/04_run_routing_batch.ipynb on the demo data (into runs/)"
 	@echo "make test       system packages (when .ci/system-packages.sh exists), then pytest"
-	@echo "make bench      routing benchmark"
+	@echo "make bench      routing and start-up benchmarks"
 	@echo "make fuzz       long fuzz run (FUZZ_CASES=50000 FUZZ_SEED=1), then the SIGKILL trials"
 	@echo "make lint       ruff check and ruff format --check"
 	@echo "make lock       re-pin requirements.lock from pyproject.toml's ranges (newest that fit)"
@@ -51,6 +51,7 @@ test:
 
 bench: $(STAMP)
 	$(PY) benchmarks/routing.py
+	$(PY) benchmarks/startup.py
 
 # Issue 12's property over mutated corpus messages, at scale; reproducers in benchmarks/_work/.
 FUZZ_CASES ?= 50000
