@@ -207,9 +207,10 @@ class RoutingResult:
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
-        # The renderer sits in the reports layer; the result hands it plain tables.
+        # Here, not at the top: pandas and matplotlib load only when artifacts are written
+        # (start-up time of a cron run, benchmarks/startup.py).
         from emailrouter_lib.reports.artifacts import write_run_artifacts
-        from emailrouter_lib.reports.routing import routing_page
+        from emailrouter_lib.routing.report import routing_page
 
         # Written after the CRM and the ledger committed: one message's text must never cost the
         # run its record, so every string is made storable here too (decide already did).
@@ -259,6 +260,6 @@ class RoutingResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from emailrouter_lib.reports.routing import routing_html
+        from emailrouter_lib.routing.report import routing_html
 
         return routing_html(self)
