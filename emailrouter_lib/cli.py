@@ -34,7 +34,7 @@ from emailrouter_lib.secrets import mask_output_streams, refuse_literal_secrets
 
 def _route(args: argparse.Namespace) -> int:
     from emailrouter_lib import routing
-    from emailrouter_lib.preflight import (
+    from emailrouter_lib.routing.preflight import (
         check_mailbox_urls,
         check_reference_template,
         check_transports,

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 import emailrouter_lib
 from emailrouter_lib.routing.storable import storable_value
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from emailrouter_lib.routing.decide import Decision
     from emailrouter_lib.routing.outgoing import OutgoingRow
     from emailrouter_lib.routing.params import RoutingParams
@@ -112,6 +112,8 @@ class RoutingResult:
     @property
     def outgoing_table(self) -> pd.DataFrame:
         """The outgoing emails looked at: outcome (sent, retry, failed, ...), reason, ids."""
+        import pandas as pd  # only when a table is asked for: start-up time
+
         from emailrouter_lib.routing.outgoing import OUTGOING_COLUMNS
 
         return pd.DataFrame([asdict(r) for r in self.outgoing], columns=OUTGOING_COLUMNS)
@@ -122,11 +124,15 @@ class RoutingResult:
 
     @property
     def table(self) -> pd.DataFrame:
+        import pandas as pd  # only when a table is asked for: start-up time
+
         return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)[COLUMNS]
 
     @property
     def mailbox_table(self) -> pd.DataFrame:
         rows = [{**asdict(m), "outcomes": json.dumps(m.outcomes)} for m in self.mailboxes]
+        import pandas as pd  # only when a table is asked for: start-up time
+
         return pd.DataFrame(rows)
 
     @property
@@ -201,9 +207,10 @@ class RoutingResult:
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
-        # The renderer sits in the reports layer; the result hands it plain tables.
+        # Here, not at the top: pandas and matplotlib load only when artifacts are written
+        # (start-up time of a cron run, benchmarks/startup.py).
         from emailrouter_lib.reports.artifacts import write_run_artifacts
-        from emailrouter_lib.reports.routing import routing_page
+        from emailrouter_lib.routing.report import routing_page
 
         # Written after the CRM and the ledger committed: one message's text must never cost the
         # run its record, so every string is made storable here too (decide already did).
@@ -253,6 +260,6 @@ class RoutingResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from emailrouter_lib.reports.routing import routing_html
+        from emailrouter_lib.routing.report import routing_html
 
         return routing_html(self)
