@@ -167,6 +167,15 @@ class RoutingResult:
     def totals(self) -> dict[str, int]:
         """The counts a person asks for first, in their words (the console's last line)."""
         outcomes = [r.outcome for r in self.rows]
+        if self.dry_run:  # what a real run would have done, in the same order
+            return {
+                "would create": outcomes.count("would-create"),
+                "duplicates": outcomes.count("duplicate"),
+                "skipped": sum(1 for o in outcomes if o.startswith(("skipped", "filtered"))),
+                "would quarantine": sum(1 for o in outcomes if o.startswith("would-quarantine")),
+                "invalid forwards": outcomes.count("invalid-forward"),
+                "failed mailboxes": len(self.failed_mailboxes),
+            }
         totals = {
             "created": outcomes.count("created"),
             "duplicates": outcomes.count("duplicate"),
@@ -182,6 +191,11 @@ class RoutingResult:
         return totals
 
     @property
+    def dry_run(self) -> bool:
+        """True for a dry run (``routing.dry_run``): the rows say what a real run would do."""
+        return bool(getattr(self.params, "dry_run", False))
+
+    @property
     def summary(self) -> dict[str, Any]:
         seconds = (self.finished - self.started).total_seconds() if self.finished else None
         return {
@@ -192,6 +206,7 @@ class RoutingResult:
             "seconds": round(seconds, 3) if seconds is not None else None,
             "parameters_hash": self.params.fingerprint(),
             "crm": self.params.crm,
+            "dry_run": self.dry_run,
             "messages": len(self.rows),
             "counts": self.counts,
             "outgoing_counts": self.outgoing_counts,
@@ -256,7 +271,10 @@ class RoutingResult:
                 state += f"; {m.resumable} item(s) left for the next run"
             lines.append(f"  mailbox {m.mailbox}: {state}")
         shown = ", ".join(f"{n} {name}" for name, n in self.totals.items())
-        lines.append(f"{'ok' if self.ok else 'FAILED'}: {shown}")
+        verdict = "ok" if self.ok else "FAILED"
+        if self.dry_run:
+            verdict += " (dry run, nothing changed)"
+        lines.append(f"{verdict}: {shown}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
