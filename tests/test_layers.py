@@ -3,8 +3,8 @@
 Layers, bottom to top (a module may import its own package and anything in a lower layer, never a
 higher one or a sibling of its own layer):
 
-    0  errors, known_secrets, secrets, exit_codes, lazy_exports   the core (and the package root),
-                                                                 which every module may import
+    0  errors, known_secrets, secrets, exit_codes, lazy_exports, files
+                                   the core (and the package root), which every module may import
     1  mail, config
     2  mailboxes, crm
     3  tracking
@@ -32,6 +32,7 @@ LAYERS = {
     "secrets": 0,
     "exit_codes": 0,
     "lazy_exports": 0,
+    "files": 0,
     "mail": 1,
     "config": 1,
     "mailboxes": 2,
