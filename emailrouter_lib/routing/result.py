@@ -14,8 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import emailrouter_lib
 from emailrouter_lib.routing.storable import storable_value
+from emailrouter_lib.run_summary import RunRecord, run_summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -197,28 +197,28 @@ class RoutingResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        seconds = (self.finished - self.started).total_seconds() if self.finished else None
-        return {
-            "run_id": self.run_id,
-            "library_version": emailrouter_lib.__version__,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
-            "seconds": round(seconds, 3) if seconds is not None else None,
-            "parameters_hash": self.params.fingerprint(),
-            "crm": self.params.crm,
-            "dry_run": self.dry_run,
-            "messages": len(self.rows),
-            "counts": self.counts,
-            "outgoing_counts": self.outgoing_counts,
-            "mailboxes": [
-                {k: v for k, v in asdict(m).items() if k != "outcomes"} | {"outcomes": m.outcomes}
-                for m in self.mailboxes
-            ],
-            "ok": self.ok,
-            "totals": self.totals,
-            "failures": self.failures,
-            "warnings": self.warnings,
-        }
+        """The one summary schema (``run_summary``); routing's own keys under ``details``."""
+        run = RunRecord("routing", self.run_id, self.started, self.finished)
+        run.parameters_hash = self.params.fingerprint()
+        return run_summary(
+            run,
+            counts=self.counts,
+            totals=self.totals,
+            ok=self.ok,
+            dry_run=self.dry_run,
+            failures=self.failures,
+            warnings=self.warnings,
+            details={
+                "crm": self.params.crm,
+                "messages": len(self.rows),
+                "outgoing_counts": self.outgoing_counts,
+                "mailboxes": [
+                    {k: v for k, v in asdict(m).items() if k != "outcomes"}
+                    | {"outcomes": m.outcomes}
+                    for m in self.mailboxes
+                ],
+            },
+        )
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
