@@ -48,7 +48,8 @@ def test_notebook_runs_the_demo_and_applies_it(demo_run):
     assert {c["table"] for c in record["changes"]} >= {"mailbox", "systemuser", "queue"}
     enabled = json.loads((run_dir / "test-and-enable-record.json").read_text(encoding="utf-8"))
     assert enabled["status"] == "applied" and enabled["kind"] == "test-and-enable"
-    assert summary["details"]["test_and_enable_scheduled"] == 6  # the demo's 6 mailboxes fit in batch 1
+    # the demo's 6 mailboxes fit in batch 1
+    assert summary["details"]["test_and_enable_scheduled"] == 6
     plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
     assert {w["code"] for w in plan["warnings"]} >= {"non-ssl", "not-approved", "not-in-config"}
     for path in run_dir.rglob("*"):
