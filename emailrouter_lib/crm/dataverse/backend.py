@@ -324,6 +324,12 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             }
         )
 
+    def recipients(self) -> list[Recipient]:
+        """Every user and queue with an address (Load Data; see dataverse/recipients.py)."""
+        from emailrouter_lib.crm.dataverse.recipients import read_recipients
+
+        return read_recipients(self._read_many)
+
     def recipients_by_address(self, addresses: Iterable[str]) -> dict[str, list[Recipient]]:
         wanted = _normalise(addresses)
         paths = []
