@@ -40,9 +40,10 @@ def gid() -> str:
     return str(uuid.uuid4())
 
 
-@pytest.fixture
-def server(tmp_path, router_state_in_tmp):  # noqa: F811
-    fake = start_fake(tmp_path)
+@pytest.fixture(params=["v9.2"])
+def server(request, tmp_path, router_state_in_tmp):  # noqa: F811
+    """The fake Web API over the demo; ``api`` by indirect parametrisation (v9.2 by default)."""
+    fake = start_fake(tmp_path, api=request.param)
     yield fake
     fake.stop()
 
@@ -129,7 +130,12 @@ def _sqlite_url(tmp_path: Path) -> str:
 # --- the list ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options", [{}, {"pagesize": "5"}], ids=["one-page", "paged"])
+@pytest.mark.parametrize(
+    ("server", "options"),
+    [("v9.2", {}), ("v9.2", {"pagesize": "5"}), ("v8.2", {"pagesize": "5"})],
+    ids=["online-one-page", "online-paged", "crm2016-paged"],
+    indirect=["server"],
+)
 def test_dataverse_lists_the_users_and_queues_sqlite_lists(server, store, options):
     ids = _seed_more(store)
     expected = store.recipients()
