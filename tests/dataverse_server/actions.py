@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
-from .gate import ODataError, check_length, not_found
+from .gate import BAD_REQUEST, ODataError, check_length, no_resource, not_found, segment_not_found
 
 NAMESPACE = "Microsoft.Dynamics.CRM."
 
@@ -79,7 +79,7 @@ def now() -> str:
 def bad_parameter(name: str, operation: str) -> ODataError:
     return ODataError(
         400,
-        "0x80060888",
+        BAD_REQUEST,
         f"The parameter '{name}' in the request payload is not a valid parameter for the "
         f"operation '{operation}'.",
     )
@@ -94,7 +94,7 @@ def check_parameters(operation: str, given: dict[str, Any]) -> None:
         if name not in given:
             raise ODataError(
                 400,
-                "0x80060888",
+                BAD_REQUEST,
                 f"The non-nullable parameter '{name}' of the operation '{operation}' is missing.",
             )
 
@@ -160,21 +160,19 @@ class Operations:
             return None
         binding = SIGNATURES.get(short, (None,))[0]
         if bool(binding) != bound or (bound and not qualified) or (not bound and qualified):
-            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{last}'.")
+            raise segment_not_found(last)
         if binding and not _bound_to(binding, segments[0]):
-            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{last}'.")
+            raise segment_not_found(last)
         if short in FUNCTIONS:
             if method != "GET" or call is None:
-                raise ODataError(
-                    405, "0x80060888", f"{short} is a function: GET {short}(...) only."
-                )
+                raise no_resource(base + rest)
             arguments = function_arguments(call.group("args"), query)
         else:
             if method != "POST" or call is not None:
-                raise ODataError(405, "0x80060888", f"{short} is an action: POST it with a body.")
+                raise no_resource(base + rest)
             arguments = json.loads(body) if body.strip() else {}
             if not isinstance(arguments, dict):
-                raise ODataError(400, "0x80060888", "The action body must be a JSON object.")
+                raise ODataError(400, BAD_REQUEST, "The action body must be a JSON object.")
         if short in SIGNATURES:
             check_parameters(short, arguments)
         handler: Callable[..., dict[str, Any]] = getattr(self, f"do_{short}")
@@ -286,7 +284,7 @@ class Operations:
         attachment = self.es("activitymimeattachment")
         for item in arguments.get("Attachments") or ():
             if not isinstance(item, dict):
-                raise ODataError(400, "0x80060888", "Attachments must be activitymimeattachment")
+                raise ODataError(400, BAD_REQUEST, "Attachments must be activitymimeattachment")
             self.store.create(
                 attachment, {**item, "__fk__": ("objectid", email_id, "email")}, {}, deep=True
             )
@@ -341,14 +339,14 @@ class Operations:
         ):
             raise ODataError(
                 400,
-                "0x80060888",
+                BAD_REQUEST,
                 "Target must be an entity with its @odata.type "
                 "(for example Microsoft.Dynamics.CRM.email).",
             )
         logical = target["@odata.type"].removeprefix("Microsoft.Dynamics.CRM.")
         es = self.store.by_logical.get(logical)
         if es is None:
-            raise ODataError(400, "0x80060888", f"AddToQueue of a {logical} is not modelled")
+            raise ODataError(400, BAD_REQUEST, f"AddToQueue of a {logical} is not modelled")
         object_id = str(target.get(es.key) or "")
         row = self.store.get(es, object_id)
         if row is None:

@@ -17,7 +17,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from .actions import FUNCTIONS, SIGNATURES
-from .gate import ODataError
+from .gate import UNKNOWN_PROPERTY, ODataError, segment_not_found
 from .model import EntitySet
 from .schema import Attribute
 
@@ -207,7 +207,7 @@ def _pick(item: dict[str, Any], select: list[str] | None, kind: str) -> dict[str
         if name not in item and name not in _OPTIONAL.get(kind, ()):
             raise ODataError(
                 400,
-                "0x80060888",
+                UNKNOWN_PROPERTY,
                 f"Could not find a property named '{name}' on type '{NAMESPACE}.{kind}'.",
             )
     keep = {k: v for k, v in item.items() if k in select or k in ("MetadataId", "@odata.type")}
@@ -236,7 +236,7 @@ def entity_definitions(
     """``EntityDefinitions(LogicalName='x')`` (or the collection) with $select and $expand."""
     match = DEFINITION.match(rest)
     if not match:
-        raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
+        raise segment_not_found(rest)
     by_logical = {es.logical: es for es in sets.values()}
     select = [s for s in query.get("$select", "").split(",") if s] or None
     expand: dict[str, list[str] | None] = {}
@@ -245,7 +245,7 @@ def entity_definitions(
         if name not in EXPANDABLE:
             raise ODataError(
                 400,
-                "0x80060888",
+                UNKNOWN_PROPERTY,
                 f"Could not find a property named '{name}' on type '{NAMESPACE}.EntityMetadata'.",
             )
         inner = re.search(r"\$select=([^;)]*)", options)

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .actions import Operations
+from .gate import segment_not_found
 from .metadata import csdl, entity_definitions
 from .model import EntitySet, build_sets
 from .schema import API_VERSION, FLAVOURS, SERVER_VERSION
@@ -256,7 +257,7 @@ class FakeDataverse:
         else:
             match = API_PATH.match(path)
             if not match:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path}'.")
+                raise segment_not_found(path)
             rest = match.group("rest")
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             if rest == "$metadata" and method == "GET":
@@ -275,7 +276,7 @@ class FakeDataverse:
             record = RECORD.match(rest)
             es = self.sets.get(record.group("set")) if record else None
             if es is None:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
+                raise segment_not_found(rest.split("(")[0])
             record_id = record.group("id")
             if record_id is not None:
                 record_id = record_id.strip("'")
