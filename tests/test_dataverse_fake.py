@@ -554,15 +554,22 @@ def test_tracking_tokens_come_from_the_org_and_the_users_settings(api):
     assert settings["trackingtokenid"] == 1 and settings["nexttrackingnumber"] == 3
 
 
-def test_send_email_queues_a_draft_for_sending(api):
+def test_send_email_is_bound_to_the_email(api):
     email = new_email(api, directioncode=True)
-    response = api.post(
-        "SendEmail", {"EmailId": email, "IssueSend": True, "TrackingToken": "CRM:1"}
-    )
+    refused(api.post("SendEmail", {"IssueSend": True}), 404, SEGMENT)
+    send = f"emails({email})/Microsoft.Dynamics.CRM.SendEmail"
+    refused(api.post(send, {"EmailId": email, "IssueSend": True}), 400, BAD, "EmailId")
+    response = api.post(send, {"IssueSend": True, "TrackingToken": "CRM:0001001"})
     assert response.status_code == 200 and response.json()["Subject"] == "Hello"
     row = api.get(f"emails({email})?$select=statecode,statuscode,trackingtoken").json()
-    assert (row["statecode"], row["statuscode"], row["trackingtoken"]) == (1, 6, "CRM:1")
-    refused(api.post("SendEmail", {"EmailId": email, "IssueSend": True}), 400, "0x80040203")
+    assert (row["statecode"], row["statuscode"], row["trackingtoken"]) == (1, 6, "CRM:0001001")
+    refused(api.post(send, {"IssueSend": True, "TrackingToken": "x"}), 400, "0x80040203")
+    other = f"emails({new_email(api)})/Microsoft.Dynamics.CRM.SendEmail"
+    without_token = api.post(other, {"IssueSend": False})
+    if api.server.flavour == "crm2016":  # the v8 page marks TrackingToken Nullable=false
+        refused(without_token, 400, BAD, "TrackingToken")
+    else:
+        assert without_token.status_code == 200
 
 
 def test_queue_items_cannot_be_created_twice_for_one_object(online):

@@ -11,7 +11,8 @@ and the CRM 2016 v8 pages under previous-versions/dynamicscrm-2016/developers-gu
   collection (mt607515); MessageId, Subject, From, To, Cc, Bcc, ReceivedOn, SubmittedBy,
   Importance, Body, Attachments; answers ``EmailId``.
 * ``POST GetTrackingTokenEmail`` {Subject}: unbound action (mt593007); ``TrackingToken``.
-* ``POST SendEmail`` {EmailId, IssueSend, TrackingToken}: unbound action; ``Subject``.
+* ``POST emails(<id>)/Microsoft.Dynamics.CRM.SendEmail`` {IssueSend, TrackingToken}: action
+  bound to an email (mt608061); ``Subject``.
 * ``POST queues(<id>)/Microsoft.Dynamics.CRM.AddToQueue`` {Target, SourceQueue,
   QueueItemProperties}: action bound to a queue (mt607880); ``QueueItemId``.
 
@@ -33,26 +34,53 @@ from .gate import BAD_REQUEST, ODataError, check_length, no_resource, not_found,
 
 NAMESPACE = "Microsoft.Dynamics.CRM."
 
-# name -> (binding, parameters, required parameters). Binding: None (unbound), "collection:<set>"
-# or "entity:<set>".
+# name -> (binding, parameters, non-nullable parameters). Binding: None (unbound),
+# "collection:<set>" or "entity:<set>". Non-nullable as the v9.2 pages mark them; V8_NON_NULLABLE
+# adds what the CRM 2016 (v=crm.8) pages also mark Nullable=false.
 SIGNATURES: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
     "CheckIncomingEmail": (
         None,
         ("MessageId", "Subject", "From", "To", "Cc", "Bcc", "ExtraProperties"),
-        ("MessageId",),
+        ("MessageId", "From", "To", "Cc", "Bcc"),
     ),
     "DeliverIncomingEmail": (
         "collection:emails",
         (
-            "MessageId", "Subject", "From", "To", "Cc", "Bcc", "ReceivedOn", "SubmittedBy",
-            "Importance", "Body", "Attachments", "ExtraProperties", "ValidateBeforeCreate",
+            "MessageId",
+            "Subject",
+            "From",
+            "To",
+            "Cc",
+            "Bcc",
+            "ReceivedOn",
+            "SubmittedBy",
+            "Importance",
+            "Body",
+            "Attachments",
+            "ExtraProperties",
+            "ValidateBeforeCreate",
         ),
-        ("MessageId", "From", "To", "Cc", "Bcc", "ReceivedOn", "SubmittedBy", "Importance",
-         "Body", "Attachments"),
+        (
+            "MessageId",
+            "From",
+            "To",
+            "Cc",
+            "Bcc",
+            "ReceivedOn",
+            "SubmittedBy",
+            "Importance",
+            "Body",
+            "Attachments",
+        ),
     ),
     "GetTrackingTokenEmail": (None, ("Subject",), ()),
-    "SendEmail": (None, ("EmailId", "IssueSend", "TrackingToken"), ("EmailId", "IssueSend")),
+    "SendEmail": ("entity:emails", ("IssueSend", "TrackingToken"), ("IssueSend",)),
     "AddToQueue": ("entity:queues", ("Target", "SourceQueue", "QueueItemProperties"), ("Target",)),
+}
+V8_NON_NULLABLE = {
+    "DeliverIncomingEmail": ("Subject",),
+    "GetTrackingTokenEmail": ("Subject",),
+    "SendEmail": ("TrackingToken",),
 }  # fmt: skip
 FUNCTIONS = frozenset({"WhoAmI", "RetrieveVersion", "CheckIncomingEmail"})
 
@@ -85,8 +113,10 @@ def bad_parameter(name: str, operation: str) -> ODataError:
     )
 
 
-def check_parameters(operation: str, given: dict[str, Any]) -> None:
+def check_parameters(operation: str, given: dict[str, Any], v8: bool) -> None:
     _, allowed, required = SIGNATURES[operation]
+    if v8:
+        required = (*required, *V8_NON_NULLABLE.get(operation, ()))
     for name in given:
         if name not in allowed and not name.startswith("@"):
             raise bad_parameter(name, operation)
@@ -174,7 +204,7 @@ class Operations:
             if not isinstance(arguments, dict):
                 raise ODataError(400, BAD_REQUEST, "The action body must be a JSON object.")
         if short in SIGNATURES:
-            check_parameters(short, arguments)
+            check_parameters(short, arguments, self.server.v8(version))
         handler: Callable[..., dict[str, Any]] = getattr(self, f"do_{short}")
         answer = handler(arguments, segments[0] if bound else None, version)
         context = f"{base}$metadata#{NAMESPACE}{short}Response"
@@ -388,14 +418,18 @@ class Operations:
         return {"TrackingToken": token}
 
     def do_SendEmail(self, arguments, bound, version) -> dict[str, Any]:
+        """Bound to the email: IssueSend true queues it (Pending Send), false marks it Sent."""
         emails = self.es("email")
-        email_id = str(arguments.get("EmailId") or "")
+        record = re.match(r"^emails\(([^()]+)\)$", bound or "")
+        email_id = record.group(1).strip("'") if record else ""
         row = self.store.get(emails, email_id)
         if row is None:
             raise not_found(emails, email_id)
         if row["statecode"] != 0:
             raise ODataError(
-                400, "0x80040203", f"email {email_id} is not a draft (statecode {row['statecode']})"
+                400,
+                "0x80040203",
+                f"email {email_id} is not a draft (statecode {row['statecode']})",
             )
         values: dict[str, Any] = {"statecode": 1, "statuscode": 6 if arguments["IssueSend"] else 3}
         if arguments.get("TrackingToken"):

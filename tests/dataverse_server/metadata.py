@@ -64,7 +64,11 @@ NAMESPACE = "Microsoft.Dynamics.CRM"
 EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM = "http://docs.oasis-open.org/odata/ns/edm"
 
-BINDINGS = {"collection:emails": "Collection(mscrm.email)", "entity:queues": "mscrm.queue"}
+BINDINGS = {
+    "collection:emails": "Collection(mscrm.email)",
+    "entity:emails": "mscrm.email",
+    "entity:queues": "mscrm.queue",
+}
 
 
 def operations() -> list[tuple[str, str, str | None, tuple[str, ...]]]:
