@@ -42,6 +42,7 @@ from emailrouter_lib.crm.dataverse.batch import (
     BatchResponse,
     decode_batch,
     encode_batch,
+    is_multipart,
 )
 from emailrouter_lib.crm.dataverse.mailbox_settings import MailboxSettingsOverWebApi
 from emailrouter_lib.crm.dataverse.odata import (
@@ -210,25 +211,37 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_headers(self) -> dict[str, str]:
+    def _read_headers(self, pagesize: int | None = None) -> dict[str, str]:
+        size = min(pagesize or self.settings.pagesize, self.settings.pagesize)
         return {
-            "Prefer": f"odata.maxpagesize={self.settings.pagesize},"
-            f'odata.include-annotations="{LOOKUP_NAME}"'
+            "Prefer": f'odata.maxpagesize={max(size, 1)},odata.include-annotations="{LOOKUP_NAME}"'
         }
 
-    def _pages(self, first: dict[str, Any]) -> list[dict[str, Any]]:
-        """The rows of a collection answer, following ``@odata.nextLink`` as it is given."""
+    def _pages(
+        self, first: dict[str, Any], *, limit: int | None = None, pagesize: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of a collection answer, following ``@odata.nextLink`` as it is given, and
+        no further than *limit* rows."""
         rows = list(first.get("value", []))
         link = first.get("@odata.nextLink")
-        while link:
-            page = self.session.json("GET", link, headers=self._read_headers(), what="next page")
+        while link and (limit is None or len(rows) < limit):
+            page = self.session.json(
+                "GET", link, headers=self._read_headers(pagesize), what="next page"
+            )
             rows += page.get("value", [])
             link = page.get("@odata.nextLink")
-        return rows
+        return rows if limit is None else rows[:limit]
 
-    def _get(self, path: str) -> list[dict[str, Any]]:
-        first = self.session.json("GET", path, headers=self._read_headers())
-        return self._pages(first)
+    def _get(self, path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows of a GET; with *limit*, at most that many.
+
+        No ``$top``: "If you include both [``$top`` and ``Prefer: odata.maxpagesize``], ``$top``
+        is ignored" (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results),
+        and every read needs maxpagesize for the lookup annotations' paging. So the page size is
+        the limit (up to the server's 5,000) and paging stops once *limit* rows are read.
+        """
+        first = self.session.json("GET", path, headers=self._read_headers(limit))
+        return self._pages(first, limit=limit, pagesize=limit)
 
     def _read_many(self, paths: Sequence[str]) -> list[list[dict[str, Any]]]:
         """Run GET queries as ``$batch`` parts (as many per batch as ``batch=`` allows).
@@ -299,19 +312,24 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             headers={**headers, "Content-Type": content_type},
             what=what,
         )
-        if response.status_code >= 400:
+        content_type = response.headers.get("Content-Type", "")
+        # A stopped $batch answers with the failing request's status (400, 412...) at the top
+        # level *and* the multipart body holding that request's answer ("Handling errors",
+        # https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api#handling-errors):
+        # the parts are the answer; only a non-multipart error is about the batch itself.
+        if response.status_code >= 400 and not is_multipart(content_type):
             raise error_for(response, what, attempts=attempts)
         try:
-            return decode_batch(
-                response.headers.get("Content-Type", ""), response.content
-            ), attempts
+            return decode_batch(content_type, response.content), attempts
         except ValueError as exc:
+            if response.status_code >= 400:
+                raise error_for(response, what, attempts=attempts) from None
             raise CrmError(f"{self.url}: {what}: unreadable $batch answer ({exc})") from None
 
     # -- CrmBackend: lookups -------------------------------------------------------------------
 
     def organization(self) -> Organization:
-        rows = self._get(query_path("organizations", select=ORGANIZATION_SELECT, top=1))
+        rows = self._get(query_path("organizations", select=ORGANIZATION_SELECT), limit=1)
         if not rows:
             raise CrmError(f"{self.url}: the Web API returned no organization row")
         row = rows[0]
@@ -513,8 +531,8 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 select=EMAIL_REF_SELECT,
                 filter=eq("trackingtoken", token.strip()),
                 orderby="createdon desc",
-                top=1,
-            )
+            ),
+            limit=1,
         )
         return _email_ref(rows[0]) if rows else None
 
@@ -525,8 +543,8 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 select=EMAIL_REF_SELECT,
                 filter=eq("baseconversationindexhash", int(baseconversationindexhash)),
                 orderby="createdon desc",
-                top=1,
-            )
+            ),
+            limit=1,
         )
         return _email_ref(rows[0]) if rows else None
 

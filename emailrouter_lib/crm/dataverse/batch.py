@@ -91,6 +91,13 @@ def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
     return found
 
 
+def is_multipart(content_type: str) -> bool:
+    """Whether an answer's Content-Type is a multipart body (a ``$batch`` answer to decode)."""
+    return content_type.strip().lower().startswith("multipart/mixed") and (
+        _boundary(content_type) is not None
+    )
+
+
 def _boundary(content_type: str) -> str | None:
     for piece in content_type.split(";")[1:]:
         name, _, value = piece.strip().partition("=")
@@ -139,4 +146,4 @@ def _decode_response(payload: bytes, content_id: str | None) -> BatchResponse:
     return BatchResponse(status, headers, body.strip(), content_id or headers.get("content-id"))
 
 
-__all__ = ["BatchRequest", "BatchResponse", "decode_batch", "encode_batch"]
+__all__ = ["BatchRequest", "BatchResponse", "decode_batch", "encode_batch", "is_multipart"]

@@ -47,9 +47,7 @@ class MailboxSettingsOverWebApi:
         name = str(values.get("name") or "").strip()
         if not name:
             raise CrmError(f"{self.url}: an email server profile needs a name")
-        path = query_path(
-            "emailserverprofiles", filter=eq("name", name), orderby="createdon asc", top=1
-        )
+        path = query_path("emailserverprofiles", filter=eq("name", name), orderby="createdon asc")
         return self._save("emailserverprofile", path, values, f"email server profile {name!r}")
 
     def save_mailbox(self, values: Mapping[str, Any]) -> RowChange:
@@ -66,7 +64,7 @@ class MailboxSettingsOverWebApi:
                 )
             condition = all_of(eq("emailaddress", address), eq("isforwardmailbox", True))
             what = f"forward mailbox {address}"
-        path = query_path("mailboxes", filter=condition, orderby="createdon asc", top=1)
+        path = query_path("mailboxes", filter=condition, orderby="createdon asc")
         return self._save("mailbox", path, values, what)
 
     def delete_email_server_profile(self, emailserverprofileid: str) -> bool:
@@ -77,7 +75,8 @@ class MailboxSettingsOverWebApi:
 
     def set_email_connection_channel(self, value: int) -> RowChange:
         rows = self._rows(
-            query_path("organizations", select=("organizationid", "emailconnectionchannel"), top=1)
+            query_path("organizations", select=("organizationid", "emailconnectionchannel")),
+            limit=1,
         )
         if not rows:
             raise CrmError(f"{self.url}: the Web API returned no organization row")
@@ -128,13 +127,12 @@ class MailboxSettingsOverWebApi:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _rows(self, path: str) -> list[dict[str, Any]]:
-        first = self.session.json("GET", path, headers=self._read_headers())
-        return self._pages(first)
+    def _rows(self, path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._get(path, limit=limit)
 
     def _save(self, table: str, path: str, values: Mapping[str, Any], what: str) -> RowChange:
         id_column = f"{table}id"
-        rows = self._rows(path)
+        rows = self._rows(path, limit=1)
         if not rows:
             record_id = str(values.get(id_column) or uuid.uuid4())
             body = {id_column: record_id}

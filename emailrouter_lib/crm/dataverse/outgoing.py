@@ -118,9 +118,9 @@ class OutgoingOverWebApi:
                     eq("directioncode", True), any_of(*(eq("statuscode", c) for c in codes))
                 ),
                 orderby="modifiedon asc",
-                top=int(limit),
-            )
-        )[: int(limit)]
+            ),
+            limit=int(limit),
+        )
         if not rows:
             return []
         ids = [row["activityid"] for row in rows]
