@@ -18,17 +18,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import requests
 
 from emailrouter_lib.crm.base import (
-    CORRELATION_CONVERSATIONINDEX,
-    CORRELATION_INREPLYTO,
     FILTER_ALL,
     PARTY_ENTITIES,
-    STATE_OPEN,
-    STATUS_DRAFT,
     EmailRef,
     NewAttachment,
     NewEmail,
@@ -36,7 +33,6 @@ from emailrouter_lib.crm.base import (
     Party,
     Recipient,
 )
-from emailrouter_lib.crm.conversation import base_conversation_index_hash
 from emailrouter_lib.crm.dataverse.batch import (
     BatchRequest,
     BatchResponse,
@@ -44,7 +40,15 @@ from emailrouter_lib.crm.dataverse.batch import (
     encode_batch,
     is_multipart,
 )
+from emailrouter_lib.crm.dataverse.incoming import email_requests, point_at
 from emailrouter_lib.crm.dataverse.mailbox_settings import MailboxSettingsOverWebApi
+from emailrouter_lib.crm.dataverse.metadata import (
+    SCHEMA_ENTITIES,
+    OrgSchema,
+    definition_path,
+    schema_from,
+    trimmed,
+)
 from emailrouter_lib.crm.dataverse.odata import (
     all_of,
     any_of,
@@ -54,6 +58,7 @@ from emailrouter_lib.crm.dataverse.odata import (
     query_path,
 )
 from emailrouter_lib.crm.dataverse.outgoing import OutgoingOverWebApi
+from emailrouter_lib.crm.dataverse.payload import PayloadRules
 from emailrouter_lib.crm.dataverse.session import (
     RETRY_STATUS,
     DataverseSession,
@@ -69,6 +74,13 @@ from emailrouter_lib.errors import CrmError, CrmRecordError
 # $batch may have, and below the URL limits of IIS for the odd plain GET.
 IN_CHUNK = 200
 RECORD_STATUS = (400, 413, 422)  # a change set refused for what one of its records holds
+# Change sets stay small: one transaction per change set, and every request of it counts
+# against the per-operation time limit online and the IIS request limits on-premises
+# (Microsoft advises small batches, execute-batch-operations-using-web-api.md).
+CHANGESET_REQUESTS = 100
+CHANGESET_BYTES = 8 * 1024 * 1024  # base64 attachment bodies per change set
+UNKNOWN_PROPERTY = "0x80060888"  # "Could not find a property named ..."
+SCHEMA_MAX_AGE = 24 * 3600.0  # seconds the state file's copy of the org's metadata is used
 
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 DUPLICATE_KEY = "0x80040237"  # "Cannot insert duplicate key" / a record with that key exists
@@ -188,6 +200,9 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         self._mailbox_of: dict[str, str | None] = {}  # accepting user/queue id -> its mailbox
         self._lock = threading.Lock()
         self._state: RouterState | None = None
+        self._schema_lock = threading.Lock()
+        self._rules: PayloadRules | None = None
+        self._write_notes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"DataverseCrm({self.settings.base_url!r}, auth={self.settings.auth})"
@@ -546,7 +561,16 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             ),
             limit=1,
         )
-        return _email_ref(rows[0]) if rows else None
+        if not rows:
+            return None
+        found = _email_ref(rows[0])
+        if found.conversationindex is None:
+            # Read-only on every flavour, so empty on the emails this router created: their
+            # Thread-Index is in the state file (stored by create_emails).
+            stored = self.state.thread_indexes([found.activityid])
+            if stored:
+                found = replace(found, conversationindex=stored[found.activityid.lower()])
+        return found
 
     def attachments_by_activity(self, activityids: Iterable[str]) -> dict[str, list[NewAttachment]]:
         wanted = list(dict.fromkeys(a for a in activityids if a))
@@ -597,22 +621,38 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         """
         if not emails:
             return
-        mailboxes = self._receiving_mailboxes(
-            {e.acceptingentityid for e in emails if e.acceptingentityid}
-        )
+        accepting = {e.acceptingentityid for e in emails if e.acceptingentityid}
+        has_mailbox = self.rules.has("email", "receivingmailboxid")
+        mailboxes = self._receiving_mailboxes(accepting) if has_mailbox else {}
         groups: list[list[tuple[NewEmail, list[BatchRequest]]]] = [[]]
-        size = 0
+        size = weight = 0
+        limit = min(self.settings.batch, CHANGESET_REQUESTS)
         for email in emails:
-            parts = self._email_requests(email, mailboxes.get(email.acceptingentityid or ""))
-            if groups[-1] and size + len(parts) > self.settings.batch:
+            notes: list[str] = []
+            parts = self._email_requests(email, mailboxes.get(email.acceptingentityid or ""), notes)
+            if notes:
+                with self._lock:
+                    self._write_notes[email.activityid] = "; ".join(notes)
+            heavy = sum(len(a.body) for a in email.attachments) * 4 // 3
+            if groups[-1] and (size + len(parts) > limit or weight + heavy > CHANGESET_BYTES):
                 groups.append([])
-                size = 0
+                size = weight = 0
             groups[-1].append((email, parts))
             size += len(parts)
+            weight += heavy
         committed = 0
         for group in groups:
             self._commit_group(group, committed, len(emails))
             committed += len(group)
+            indexes = {e.activityid: e.conversationindex for e, _ in group if e.conversationindex}
+            if indexes and not self.rules.writes("email", "conversationindex"):
+                self.state.store_thread_indexes(indexes)
+
+    def write_notes(self, activityids: Iterable[str]) -> dict[str, str]:
+        """What writing these emails changed in them (values cut to the org's MaxLength), for
+        the routing result rows; each note is handed out once."""
+        with self._lock:
+            return {a: n for a in activityids if (n := self._write_notes.pop(a, None))}
 
     def _commit_group(
         self, group: list[tuple[NewEmail, list[BatchRequest]]], committed: int, total: int
@@ -632,7 +672,7 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             if first_id[id(email)] is None:
                 first_id[id(email)] = request.content_id
             else:
-                _point_at(request, f"${first_id[id(email)]}")
+                point_at(request, f"${first_id[id(email)]}")
         what = f"$batch creating {len(group)} email(s)"
         answers, attempts = self._post_batch_attempts([changeset], {}, what=what)
         failed = next((a for a in answers if not a.ok), None)
@@ -650,6 +690,8 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         culprit = owner_of.get(failed.content_id or "") if failed else None
         culprit = culprit or group[0][0]
         code, message = odata_error(_json_or_none(failed)) if failed else ("", "no answer")
+        if code.lower() == UNKNOWN_PROPERTY:  # the org changed since its metadata was read
+            self.forget_schema()
         earlier = (
             f"; the {committed} email(s) of earlier change sets of this call were committed"
             if committed
@@ -665,33 +707,10 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             f"set was written{earlier}, the batch can be retried"
         )
 
-    def _email_requests(self, email: NewEmail, mailboxid: str | None) -> list[BatchRequest]:
-        body = _email_body(email, send_readonly=self.settings.send_readonly)
-        if mailboxid:
-            body["receivingmailboxid@odata.bind"] = f"/mailboxes({mailboxid})"
-        requests_ = [BatchRequest("POST", self.session.url("emails"), body)]
-        if (email.statecode, email.statuscode) != (STATE_OPEN, STATUS_DRAFT):
-            # Create first, then set the state: the documented way (SetState is a PATCH).
-            requests_.append(
-                BatchRequest(
-                    "PATCH", "", {"statecode": email.statecode, "statuscode": email.statuscode}
-                )
-            )
-        for number, attachment in enumerate(email.attachments):
-            values: dict[str, Any] = {
-                "objectid_email@odata.bind": "",
-                "objecttypecode": "email",
-                "filename": attachment.filename,
-                "mimetype": attachment.mimetype,
-                "body": base64.b64encode(attachment.body).decode("ascii"),
-                "attachmentnumber": number,
-            }
-            if attachment.attachmentcontentid:
-                values["attachmentcontentid"] = attachment.attachmentcontentid
-            requests_.append(
-                BatchRequest("POST", self.session.url("activitymimeattachments"), values)
-            )
-        return requests_
+    def _email_requests(
+        self, email: NewEmail, mailboxid: str | None, notes: list[str]
+    ) -> list[BatchRequest]:
+        return email_requests(email, mailboxid, self.rules, self.session.url, entity_set, notes)
 
     def _receiving_mailboxes(self, accepting: set[str]) -> dict[str, str | None]:
         """The mailbox of each accepting user or queue (cached: it does not change in a run)."""
@@ -724,14 +743,11 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         name = (fullname or "").strip() or address.split("@", 1)[0]
         first, _, last = name.rpartition(" ") if " " in name else ("", "", name)
         contactid = str(uuid.uuid4())
-        body = {
-            "contactid": contactid,
-            "fullname": name,
-            "lastname": last,
-            "emailaddress1": address,
-        }
+        values = {"contactid": contactid, "lastname": last, "emailaddress1": address}
         if first:
-            body["firstname"] = first
+            values["firstname"] = first
+        notes: list[str] = []
+        body = self.rules.values("contact", values, create=True, notes=notes)
         data = json.dumps(body).encode("utf-8")
         what = f"create a contact for {address}"
         response, attempts = self.session.send(
@@ -746,6 +762,53 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             if not exists:
                 raise error_for(response, what, attempts=attempts)
         return Party("contact", contactid, name, address)
+
+    # -- what the org has (metadata.py) -------------------------------------------------------
+
+    @property
+    def rules(self) -> PayloadRules:
+        """The org's schema as payload rules, read on first use: once per connection, or
+        from the state file's copy when it is younger than a day."""
+        with self._schema_lock:
+            if self._rules is None:
+                self._rules = PayloadRules(
+                    self._read_schema(), send_readonly=self.settings.send_readonly
+                )
+            return self._rules
+
+    def forget_schema(self) -> None:
+        """Read the org's metadata again on next use (its copy in the state file too)."""
+        with self._schema_lock:
+            self._rules = None
+        self.state.forget_schema(self.settings.base_url)
+
+    def _read_schema(self) -> OrgSchema:
+        base = self.settings.base_url
+        known = self.state.schema_definitions(base, SCHEMA_ENTITIES, SCHEMA_MAX_AGE)
+        pending = [e for e in SCHEMA_ENTITIES if e not in known]
+        read: dict[str, dict[str, Any]] = {}
+        headers = {"Prefer": "odata.continue-on-error"} if self.settings.continue_on_error else {}
+        for _ in range(len(pending)):  # v8.x stops at the first failed part: send the rest again
+            if not pending:
+                break
+            answers = self._post_batch(
+                [BatchRequest("GET", self.session.url(definition_path(e))) for e in pending],
+                headers,
+                what=f"$batch reading the metadata of {len(pending)} entities",
+            )
+            again = []
+            for position, entity in enumerate(pending):
+                answer = answers[position] if position < len(answers) else None
+                if answer is None or answer.status in RETRY_STATUS:
+                    again.append(entity)
+                elif answer.ok:
+                    read[entity] = trimmed(answer.json() or {})
+                elif answer.status != 404:  # 404: the org has no such entity
+                    raise _part_error(answer, f"GET EntityDefinitions(LogicalName='{entity}')")
+            pending = again
+        if read:
+            self.state.store_schema_definitions(base, read)
+        return schema_from([*known.values(), *read.values()])
 
     # -- the router's own state (what Dataverse has no column for) -----------------------------
 
@@ -789,72 +852,6 @@ def _email_ref(row: dict[str, Any]) -> EmailRef:
 
 def _bind(logical_name: str | None, record_id: str) -> str:
     return f"/{entity_set(logical_name or '')}({record_id})"
-
-
-def _email_body(email: NewEmail, *, send_readonly: bool) -> dict[str, Any]:
-    hashed = email.baseconversationindexhash
-    if hashed is None:
-        hashed = base_conversation_index_hash(email.conversationindex)
-    body: dict[str, Any] = {
-        "activityid": email.activityid,
-        "subject": email.subject,
-        "description": email.description,
-        "directioncode": bool(email.directioncode),
-        "notifications": email.notifications,
-    }
-    optional = {
-        "sender": email.sender,
-        "torecipients": email.torecipients,
-        "messageid": email.messageid,
-        "trackingtoken": email.trackingtoken,
-        "baseconversationindexhash": hashed,
-        "mimetype": email.mimetype,
-    }
-    if send_readonly:
-        optional.update(
-            inreplyto=email.inreplyto,
-            conversationindex=email.conversationindex,
-            correlationmethod=email.correlationmethod or None,
-            senton=email.senton,
-        )
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if email.regardingobjectid and email.regardingobjecttypecode:
-        body[f"regardingobjectid_{email.regardingobjecttypecode}_email@odata.bind"] = _bind(
-            email.regardingobjecttypecode, email.regardingobjectid
-        )
-    if email.correlatedactivityid:
-        body["correlatedactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
-        if email.correlationmethod in (CORRELATION_INREPLYTO, CORRELATION_CONVERSATIONINDEX):
-            body["parentactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
-    if email.acceptingentityid and email.acceptingentitytypecode:
-        body[f"acceptingentityid_{email.acceptingentitytypecode}@odata.bind"] = _bind(
-            email.acceptingentitytypecode, email.acceptingentityid
-        )
-        if email.acceptingentitytypecode == "systemuser":  # a queue cannot own a record
-            body["ownerid@odata.bind"] = _bind("systemuser", email.acceptingentityid)
-    parties = []
-    for party in email.parties:
-        values: dict[str, Any] = {"participationtypemask": party.participationtypemask}
-        if party.addressused:
-            values["addressused"] = party.addressused
-        if party.unresolvedpartyname:
-            values["unresolvedpartyname"] = party.unresolvedpartyname
-        if party.partyid and party.partyobjecttypecode:
-            values[f"partyid_{party.partyobjecttypecode}@odata.bind"] = _bind(
-                party.partyobjecttypecode, party.partyid
-            )
-        parties.append(values)
-    if parties:
-        body["email_activity_parties"] = parties
-    return body
-
-
-def _point_at(request: BatchRequest, reference: str) -> None:
-    """Aim a follow-up request (state PATCH, attachment POST) at the email created as $n."""
-    if request.method == "PATCH":
-        request.url = reference
-    else:
-        request.body["objectid_email@odata.bind"] = reference
 
 
 def _json_or_none(answer: BatchResponse | None) -> Any:

@@ -126,7 +126,11 @@ class OutgoingOverWebApi:
         ids = [row["activityid"] for row in rows]
         parties: dict[str, list[dict[str, Any]]] = {}
         paths = [
-            query_path("activityparties", select=PARTY_SELECT, filter=is_in("activityid", chunk))
+            query_path(
+                "activityparties",
+                select=self.rules.select("activityparty", PARTY_SELECT),
+                filter=is_in("activityid", chunk),
+            )
             for chunk in chunks(ids, IN_CHUNK)
         ]
         for found in self._read_many(paths):
