@@ -32,6 +32,7 @@ class BatchResponse:
     headers: dict[str, str]
     body: bytes
     content_id: str | None = None
+    part: int = 0  # which top-level part of the $batch (a change set is one part)
 
     @property
     def ok(self) -> bool:
@@ -77,17 +78,23 @@ def _encode_request(request: BatchRequest) -> bytes:
 
 
 def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
-    """Every response of a ``$batch`` answer, change sets flattened, in order."""
+    """Every response of a ``$batch`` answer, change sets flattened, in order; ``part`` says
+    which top-level part (request or change set) each answers. A failed change set answers
+    with its failing request only."""
     boundary = _boundary(content_type)
     if boundary is None:
         raise ValueError(f"not a multipart answer: Content-Type {content_type!r}")
     found: list[BatchResponse] = []
-    for headers, payload in _parts(body, boundary):
+    for part, (headers, payload) in enumerate(_parts(body, boundary)):
         inner = headers.get("content-type", "")
         if inner.lower().startswith("multipart/mixed"):
-            found += decode_batch(inner, payload)
+            for response in decode_batch(inner, payload):
+                response.part = part
+                found.append(response)
         else:
-            found.append(_decode_response(payload, headers.get("content-id")))
+            response = _decode_response(payload, headers.get("content-id"))
+            response.part = part
+            found.append(response)
     return found
 
 

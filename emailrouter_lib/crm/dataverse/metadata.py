@@ -27,6 +27,7 @@ SCHEMA_ENTITIES = (
     "activityparty",
     "activitymimeattachment",
     "mailbox",
+    "emailserverprofile",
     "contact",
     "queueitem",
 )
