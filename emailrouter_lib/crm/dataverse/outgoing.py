@@ -417,7 +417,43 @@ class OutgoingOverWebApi:
             pending = again
         return [r for r in results if r is not None], repeated
 
-    # -- tracking numbers -----------------------------------------------------------------------
+    # -- tracking tokens ------------------------------------------------------------------------
+
+    def issue_tracking_tokens(self, subjects: Mapping[str, str]) -> dict[str, str] | None:
+        """One token per email from the CRM's own counters: the unbound ``GetTrackingTokenEmail``
+        action (parameter ``Subject``, answer ``TrackingToken``; Dataverse and CRM 2016,
+        https://learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/gettrackingtokenemail,
+        mt593007(v=crm.8)), all in one ``$batch``. Tokens the CRM issues cannot collide with
+        those it issues to SendEmail, workflows or other routers.
+
+        None when the org does not issue them to this caller (the action is unknown, or the
+        router's user lacks the privilege): then routing falls back to the named local
+        fallback, ``allocate_tracking_numbers`` (user numbers in the state file).
+        """
+        if not subjects or getattr(self, "_no_crm_tokens", False):
+            return None
+        ids = list(subjects)
+        items: list[BatchRequest | list[BatchRequest]] = [
+            BatchRequest(
+                "POST", self.session.url("GetTrackingTokenEmail"), {"Subject": subjects[a] or ""}
+            )
+            for a in ids
+        ]
+        answers, _ = self._write_each(items, what="$batch of GetTrackingTokenEmail")
+        tokens: dict[str, str] = {}
+        for activityid, answer in zip(ids, answers, strict=True):
+            token = (_json(answer) or {}).get("TrackingToken") if answer.ok else None
+            if not token:
+                if answer.status in (400, 403, 404, 501):
+                    self._no_crm_tokens = True  # this org or user: the local fallback from now on
+                    return None
+                raise error_for(
+                    None, "GetTrackingTokenEmail", status=answer.status, body=_json(answer)
+                )
+            tokens[activityid] = str(token)
+        return tokens
+
+    # -- tracking numbers: the local fallback ---------------------------------------------------
 
     def allocate_tracking_numbers(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
         wanted = {uid: int(n) for uid, n in counts.items() if uid and int(n) > 0}

@@ -10,14 +10,20 @@ Microsoft Email Router harder, so they live in one small SQLite file that the ro
                     Dataverse (``PATCH`` with ``If-Match``), so two routers never both claim an
                     email; the file only lets *this* router recognise its own claims after a
                     crash. The last delivery error of an email is kept here too.
-``trackingcounter`` the per-user counter inside tracking tokens (the server's counter is only
-                    reachable through ``GetTrackingTokenEmail``, which the Web API of CRM 2016 does
-                    not expose to a third-party sender). On first use for a user it continues after
-                    the highest counter in that user's stored tokens.
-``trackinguser``    the user number inside tracking tokens (``CRM:0<user><counter>``), assigned
-                    1, 2, 3 ... in the order users first send through this router.
+``trackingcounter`` the local fallback for tracking tokens: the router asks the CRM for them
+                    (``GetTrackingTokenEmail``, which the Web API of CRM 2016 and Dataverse
+                    both have, mt593007(v=crm.8)); only when the org refuses it to the router's
+                    user does it count here, per user, continuing after the highest counter
+                    in that user's stored tokens.
+``trackinguser``    the user number of that fallback (``CRM:0<user><counter>``), assigned
+                    1, 2, 3 ... in the order users first send through this router: such tokens
+                    can collide with ones the CRM issues, which is why it is only a fallback.
 ``emailhash``       smart-matching hashes (Dataverse's ``EmailHash`` table is internal, not in the
                     Web API): only emails this router created or sent are candidates.
+``threadindex``     the Thread-Index of emails this router created (``conversationindex`` is
+                    read-only: not valid for create in any flavour).
+``orgschema``       the org's entity metadata per Web API root (see ``metadata.py``), re-read
+                    after a day or when the org refuses a name.
 
 Consequences (documented in the README): keep the file (back it up with the ledgers); run one
 router per organisation for outgoing mail if tracking tokens must stay unique across routers.
