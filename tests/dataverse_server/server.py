@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from .model import SETS, EntitySet
+from .model import EntitySet, build_sets
+from .schema import API_VERSION, FLAVOURS
 from .store import ODataError, Store, not_found
 
 API_PATH = re.compile(r"^(?P<org>/.*?)?/api/data/(?P<version>v\d+(?:\.\d+)?)/(?P<rest>.*)$")
@@ -78,6 +79,7 @@ class Logged:
     changesets: int = 0
     fault: str | None = None
     seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # "<code> <message>" of each refusal
 
     @property
     def is_batch(self) -> bool:
@@ -138,17 +140,25 @@ class FakeDataverse:
         self,
         database: str | Path,
         *,
+        flavour: str | None = None,
         org: str = "org",
-        api: str = "v9.2",
+        api: str | None = None,
         ntlm_users: dict[str, str] | None = None,  # {"DOMAIN\\user": password}
         bearer_token: str | None = None,
         host: str = "127.0.0.1",
     ):
-        self.store = Store(database)
+        if flavour is None:  # an older call naming only the API version
+            flavour = "crm2016" if (api or "").startswith("v8") else "online"
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; one of {FLAVOURS}")
+        self.flavour = flavour
+        self.sets = build_sets(flavour)
+        self.store = Store(database, self.sets)
         self.org = org
-        self.api = api
+        self.api = api or API_VERSION[flavour]
         self.faults = Faults()
         self.log = RequestLog()
+        self.refusals: list[str] = []  # every error answered, in order (for test diagnostics)
         self.bearer_token = bearer_token
         self.ntlm_users = ntlm_users or {}
         self._user_file: str | None = None
@@ -195,7 +205,8 @@ class FakeDataverse:
     # -- one request --------------------------------------------------------------------------
 
     def v8(self, version: str) -> bool:
-        return version.startswith("v8")
+        """CRM 2016 behaviour: a v8.x server, or a v8.x URL."""
+        return self.flavour == "crm2016" or version.startswith("v8")
 
     def execute(
         self,
@@ -212,6 +223,7 @@ class FakeDataverse:
         try:
             return self._execute(method, url, headers, body, base, refs, in_changeset)
         except ODataError as exc:
+            self.refusals.append(f"{exc.status} {exc.code} {exc.message}")
             payload = json.dumps(exc.body()).encode()
             return (
                 exc.status,
@@ -240,7 +252,7 @@ class FakeDataverse:
             if rest in ("WhoAmI()", "RetrieveVersion()"):
                 return self._function(rest, match.group("version"))
             record = RECORD.match(rest)
-            es = SETS.get(record.group("set")) if record else None
+            es = self.sets.get(record.group("set")) if record else None
             if es is None:
                 raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
             record_id = record.group("id")
@@ -338,6 +350,9 @@ class FakeDataverse:
         try:
             pagesize = min(int(prefer.get("odata.maxpagesize", MAX_PAGE)), MAX_PAGE)
             top = int(query["$top"]) if "$top" in query else None
+            if "odata.maxpagesize" in prefer:
+                # "If you include both, $top is ignored." (page-results.md)
+                top = None
             offset = _skiptoken(query.get("$skiptoken"))
         except ValueError:
             raise ODataError(400, "0x80060888", "bad $top, $skiptoken or maxpagesize") from None
@@ -383,6 +398,7 @@ class FakeDataverse:
         keep_going = "odata.continue-on-error" in prefer and not self.v8(version)
         out: list[bytes] = []
         answer = f"batchresponse_{uuid.uuid4()}"
+        top_status = 200
         for part_headers, payload in _parts(body, boundary):
             failed = False
             inner = _boundary(part_headers.get("content-type", ""))
@@ -428,9 +444,16 @@ class FakeDataverse:
                 out.append(_response_part(answer, status, rh, rb, part_headers.get("content-id")))
                 failed = status >= 400
             if failed and not keep_going:
+                # "the batch fails on the first request ... The batch error represents the
+                # error of the first failing request": its status is the batch's status, the
+                # multipart body carries its answer (execute-batch-operations-using-web-api.md,
+                # "Handling errors"). The v8.x page documents no continue-on-error, so v8.x
+                # answers the same way; assumed, see README.md.
+                top_status = status
                 break
         out.append(f"--{answer}--\r\n".encode())
-        return 200, {"Content-Type": f"multipart/mixed; boundary={answer}"}, b"".join(out)
+        headers = {"Content-Type": f"multipart/mixed; boundary={answer}", "OData-Version": "4.0"}
+        return top_status, headers, b"".join(out)
 
 
 def _json_headers() -> dict[str, str]:
