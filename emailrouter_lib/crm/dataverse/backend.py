@@ -644,8 +644,9 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         for group in groups:
             self._commit_group(group, committed, len(emails))
             committed += len(group)
+            # conversationindex is read-only in every flavour (email.md): keep it here.
             indexes = {e.activityid: e.conversationindex for e, _ in group if e.conversationindex}
-            if indexes and not self.rules.writes("email", "conversationindex"):
+            if indexes:
                 self.state.store_thread_indexes(indexes)
 
     def write_notes(self, activityids: Iterable[str]) -> dict[str, str]:
