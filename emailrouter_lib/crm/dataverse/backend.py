@@ -613,19 +613,18 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
     def create_emails(self, emails: Sequence[NewEmail]) -> None:
         """Create the emails, their parties and attachments in ``$batch`` change sets.
 
-        One change set per ``$batch``, as large as ``batch=`` allows, never splitting an email
-        from its attachments. A change set is all or nothing; when one call needs more than one
-        change set (more than ~300 emails with the default limit), an error in a later one leaves
-        the earlier ones committed, and the message says so: the routing ledger's recovery then
-        finds exactly which activities exist.
+        Change sets of at most 100 requests and 8 MB of attachments, never splitting an email
+        from its attachments; as many change sets per ``$batch`` as ``batch=`` requests allow
+        (and 8 MB). A change set is all or nothing and a ``$batch`` stops at the first failed
+        one; an error leaves the earlier change sets committed, and the message says so: the
+        routing ledger's recovery then finds exactly which activities exist.
         """
         if not emails:
             return
         accepting = {e.acceptingentityid for e in emails if e.acceptingentityid}
         has_mailbox = self.rules.has("email", "receivingmailboxid")
         mailboxes = self._receiving_mailboxes(accepting) if has_mailbox else {}
-        groups: list[list[tuple[NewEmail, list[BatchRequest]]]] = [[]]
-        size = weight = 0
+        groups: list[_Group] = [_Group()]
         limit = min(self.settings.batch, CHANGESET_REQUESTS)
         for email in emails:
             notes: list[str] = []
@@ -633,19 +632,24 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             if notes:
                 with self._lock:
                     self._write_notes[email.activityid] = "; ".join(notes)
-            heavy = sum(len(a.body) for a in email.attachments) * 4 // 3
-            if groups[-1] and (size + len(parts) > limit or weight + heavy > CHANGESET_BYTES):
-                groups.append([])
-                size = weight = 0
-            groups[-1].append((email, parts))
-            size += len(parts)
-            weight += heavy
+            weight = sum(len(a.body) for a in email.attachments) * 4 // 3
+            last = groups[-1]
+            if last.emails and (
+                last.size + len(parts) > limit or last.weight + weight > CHANGESET_BYTES
+            ):
+                groups.append(_Group())
+            groups[-1].add(email, parts, weight)
         committed = 0
-        for group in groups:
-            self._commit_group(group, committed, len(emails))
-            committed += len(group)
+        for batch in _batches(groups, self.settings.batch, CHANGESET_BYTES):
+            self._commit_batch(batch, committed, len(emails))
+            committed += sum(len(g.emails) for g in batch)
             # conversationindex is read-only in every flavour (email.md): keep it here.
-            indexes = {e.activityid: e.conversationindex for e, _ in group if e.conversationindex}
+            indexes = {
+                e.activityid: e.conversationindex
+                for g in batch
+                for e, _ in g.emails
+                if e.conversationindex
+            }
             if indexes:
                 self.state.store_thread_indexes(indexes)
 
@@ -655,41 +659,46 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         with self._lock:
             return {a: n for a in activityids if (n := self._write_notes.pop(a, None))}
 
-    def _commit_group(
-        self, group: list[tuple[NewEmail, list[BatchRequest]]], committed: int, total: int
+    def _commit_batch(self, batch: list[_Group], committed: int, total: int) -> None:
+        """Send change sets in one ``$batch`` until each is committed (or found committed)."""
+        changesets = [group.changeset() for group in batch]
+        pending = list(range(len(batch)))
+        resent = False
+        while pending:
+            what = f"$batch creating {sum(len(batch[i].emails) for i in pending)} email(s)"
+            answers, attempts = self._post_batch_attempts(
+                [changesets[i] for i in pending], {}, what=what
+            )
+            resent = resent or attempts > 1
+            by_part: dict[int, list[BatchResponse]] = {}
+            for answer in answers:
+                by_part.setdefault(answer.part, []).append(answer)
+            done = 0
+            for position, index in enumerate(pending):
+                group, found = batch[index], by_part.get(position, [])
+                failed = next((a for a in found if not a.ok), None)
+                if failed is None and len(found) >= len(changesets[index]):
+                    done += 1
+                    continue
+                ids = [email.activityid for email, _ in group.emails]
+                # A change set sent again after a timeout: the first one may have committed.
+                if (
+                    failed is not None
+                    and resent
+                    and _is_duplicate(failed)
+                    and len(self.emails_by_activity_id(ids)) == len(ids)
+                ):
+                    done += 1
+                    break  # the batch stopped here: send the rest again
+                before = committed + sum(len(batch[i].emails) for i in pending[:position])
+                self._refused(group, failed, before, total)
+            pending = pending[done:]
+
+    def _refused(
+        self, group: _Group, failed: BatchResponse | None, committed: int, total: int
     ) -> None:
-        changeset: list[BatchRequest] = []
-        owner_of: dict[str, NewEmail] = {}
-        for email, parts in group:
-            for request in parts:
-                offset = len(changeset)
-                request.content_id = str(offset + 1)
-                owner_of[request.content_id] = email
-                changeset.append(request)
-        # Requests after the first of an email refer to the created email as $<its Content-ID>.
-        first_id = {id(email): None for email, _ in group}
-        for request in changeset:
-            email = owner_of[request.content_id]
-            if first_id[id(email)] is None:
-                first_id[id(email)] = request.content_id
-            else:
-                point_at(request, f"${first_id[id(email)]}")
-        what = f"$batch creating {len(group)} email(s)"
-        answers, attempts = self._post_batch_attempts([changeset], {}, what=what)
-        failed = next((a for a in answers if not a.ok), None)
-        if failed is None and len(answers) >= len(changeset):
-            return
-        ids = [email.activityid for email, _ in group]
-        # A change set sent again after a timeout: the first one may have committed.
-        if (
-            failed is not None
-            and attempts > 1
-            and _is_duplicate(failed)
-            and len(self.emails_by_activity_id(ids)) == len(ids)
-        ):
-            return
-        culprit = owner_of.get(failed.content_id or "") if failed else None
-        culprit = culprit or group[0][0]
+        culprit = group.owner_of.get(failed.content_id or "") if failed else None
+        culprit = culprit or group.emails[0][0]
         code, message = odata_error(_json_or_none(failed)) if failed else ("", "no answer")
         if code.lower() == UNKNOWN_PROPERTY:  # the org changed since its metadata was read
             self.forget_schema()
@@ -702,10 +711,10 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         # throttling, a server fault, no answer) is the CRM's state and stops the mailbox.
         record = failed is not None and failed.status in RECORD_STATUS
         raise (CrmRecordError if record else CrmError)(
-            f"{self.url}: could not create {len(group)} of {total} email(s): the change set "
-            f"failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) with HTTP "
-            f"{failed.status if failed else '?'} {code} {message[:300]}; nothing of this change "
-            f"set was written{earlier}, the batch can be retried"
+            f"{self.url}: could not create {len(group.emails)} of {total} email(s): the change "
+            f"set failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) "
+            f"with HTTP {failed.status if failed else '?'} {code} {message[:300]}; nothing of "
+            f"this change set was written{earlier}, the batch can be retried"
         )
 
     def _email_requests(
@@ -825,6 +834,52 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+class _Group:
+    """The emails of one change set, with their requests."""
+
+    def __init__(self) -> None:
+        self.emails: list[tuple[NewEmail, list[BatchRequest]]] = []
+        self.size = 0  # requests
+        self.weight = 0  # base64 attachment bytes
+        self.owner_of: dict[str, NewEmail] = {}
+
+    def add(self, email: NewEmail, parts: list[BatchRequest], weight: int) -> None:
+        self.emails.append((email, parts))
+        self.size += len(parts)
+        self.weight += weight
+
+    def changeset(self) -> list[BatchRequest]:
+        """The change set: Content-IDs 1..n; an email's later requests refer to it as $n."""
+        changeset: list[BatchRequest] = []
+        for email, parts in self.emails:
+            first: str | None = None
+            for request in parts:
+                request.content_id = str(len(changeset) + 1)
+                self.owner_of[request.content_id] = email
+                if first is None:
+                    first = request.content_id
+                else:
+                    point_at(request, f"${first}")
+                changeset.append(request)
+        return changeset
+
+
+def _batches(groups: list[_Group], requests: int, weight: int) -> list[list[_Group]]:
+    """Change sets gathered into ``$batch``es of at most *requests* requests and *weight*."""
+    batches: list[list[_Group]] = [[]]
+    size = load = 0
+    for group in groups:
+        if not group.emails:
+            continue
+        if batches[-1] and (size + group.size > requests or load + group.weight > weight):
+            batches.append([])
+            size = load = 0
+        batches[-1].append(group)
+        size += group.size
+        load += group.weight
+    return [b for b in batches if b]
 
 
 def _normalise(addresses: Iterable[str]) -> list[str]:
