@@ -53,6 +53,7 @@ class Attribute:
     max_length: int | None = None
     targets: tuple[str, ...] = ()
     options: tuple[int, ...] = ()
+    default: object = None  # the page's DefaultValue (the platform fills it in)
 
     @property
     def is_lookup(self) -> bool:
@@ -212,6 +213,7 @@ def _attribute(name: str, raw: dict) -> Attribute:
         max_length=raw.get("max_length") if raw.get("type") in STRING_TYPES else None,
         targets=tuple(raw.get("targets") or ()),
         options=options,
+        default=raw.get("default_value"),
     )
 
 

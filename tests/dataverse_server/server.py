@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from .actions import Operations
+from .metadata import csdl, entity_definitions
 from .model import EntitySet, build_sets
-from .schema import API_VERSION, FLAVOURS
+from .schema import API_VERSION, FLAVOURS, SERVER_VERSION
 from .store import ODataError, Store, not_found
 
 API_PATH = re.compile(r"^(?P<org>/.*?)?/api/data/(?P<version>v\d+(?:\.\d+)?)/(?P<rest>.*)$")
@@ -146,6 +148,7 @@ class FakeDataverse:
         ntlm_users: dict[str, str] | None = None,  # {"DOMAIN\\user": password}
         bearer_token: str | None = None,
         host: str = "127.0.0.1",
+        caller: str | None = None,  # WhoAmI's UserId; default: the first systemuser
     ):
         if flavour is None:  # an older call naming only the API version
             flavour = "crm2016" if (api or "").startswith("v8") else "online"
@@ -156,6 +159,8 @@ class FakeDataverse:
         self.store = Store(database, self.sets)
         self.org = org
         self.api = api or API_VERSION[flavour]
+        self.caller = caller
+        self.operations = Operations(self)
         self.faults = Faults()
         self.log = RequestLog()
         self.refusals: list[str] = []  # every error answered, in order (for test diagnostics)
@@ -204,6 +209,10 @@ class FakeDataverse:
 
     # -- one request --------------------------------------------------------------------------
 
+    def version_number(self, version: str) -> str:
+        """RetrieveVersion's answer: the flavour's build, or 8.2's on a v8.x URL."""
+        return SERVER_VERSION["crm2016" if self.v8(version) else self.flavour]
+
     def v8(self, version: str) -> bool:
         """CRM 2016 behaviour: a v8.x server, or a v8.x URL."""
         return self.flavour == "crm2016" or version.startswith("v8")
@@ -249,8 +258,20 @@ class FakeDataverse:
             if not match:
                 raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path}'.")
             rest = match.group("rest")
-            if rest in ("WhoAmI()", "RetrieveVersion()"):
-                return self._function(rest, match.group("version"))
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            if rest == "$metadata" and method == "GET":
+                return (
+                    200,
+                    {"Content-Type": "application/xml", "OData-Version": "4.0"},
+                    csdl(self.sets),
+                    None,
+                )
+            if rest.startswith("EntityDefinitions") and method == "GET":
+                data = entity_definitions(rest, query, self.sets, base)
+                return 200, _json_headers(), json.dumps(data).encode(), None
+            answer = self.operations.route(method, rest, query, body, base, match.group("version"))
+            if answer is not None:
+                return 200, _json_headers(), json.dumps(answer).encode(), None
             record = RECORD.match(rest)
             es = self.sets.get(record.group("set")) if record else None
             if es is None:
@@ -333,18 +354,6 @@ class FakeDataverse:
                 (es, record_id),
             )
         return 204, headers, b"", (es, record_id)
-
-    def _function(self, name: str, version: str):
-        org = self.store.conn.execute("SELECT organizationid FROM organization LIMIT 1").fetchone()
-        if name == "WhoAmI()":
-            data = {
-                "UserId": str(uuid.UUID(int=1)),
-                "BusinessUnitId": str(uuid.UUID(int=2)),
-                "OrganizationId": org[0] if org else None,
-            }
-        else:
-            data = {"Version": "8.2.0.0" if self.v8(version) else "9.2.0.0"}
-        return 200, _json_headers(), json.dumps(data).encode(), None
 
     def _collection(self, es, query, select, annotate, prefer, base):
         try:

@@ -203,6 +203,7 @@ class Store:
         if es.table == "activitymimeattachment":
             values["filesize"] = len(values.get("body") or b"")
         _computed(es, values, None)
+        _defaults(es, values)
         self.insert(es, values)
         for name, items in children.items():
             collection = es.collections[name]
@@ -363,6 +364,17 @@ def _computed(es: EntitySet, values: dict[str, Any], row: sqlite3.Row | None) ->
     first = values.get("firstname", old.get("firstname")) or ""
     last = values.get("lastname", old.get("lastname")) or ""
     values["fullname"] = f"{first} {last}".strip()
+
+
+def _defaults(es: EntitySet, values: dict[str, Any]) -> None:
+    """The page's DefaultValue of what a client cannot set (IsForwardMailbox: Yes)."""
+    for name, attribute in es.schema.attributes.items():
+        if attribute.create or name in values or attribute.default in (None, -1):
+            continue
+        if attribute.type == "Boolean":
+            values[name] = int(bool(attribute.default))
+        elif attribute.type in ("Picklist", "Integer") and isinstance(attribute.default, int):
+            values[name] = attribute.default
 
 
 def _quoted(column: str) -> str:
