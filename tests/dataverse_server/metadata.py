@@ -201,7 +201,11 @@ def entity_metadata(es: EntitySet) -> dict[str, Any]:
 
 
 EXPANDABLE = ("Attributes", "ManyToOneRelationships", "OneToManyRelationships")
-DEFINITION = re.compile(r"^EntityDefinitions(?:\(LogicalName='(?P<name>[^']*)'\))?$")
+DEFINITION = re.compile(
+    r"^EntityDefinitions(?:\(LogicalName='(?P<name>[^']*)'\))?"
+    r"(?:/(?P<part>Attributes|ManyToOneRelationships|OneToManyRelationships)"
+    r"(?:/Microsoft\.Dynamics\.CRM\.(?P<cast>\w+))?)?$"
+)
 
 
 def _pick(item: dict[str, Any], select: list[str] | None, kind: str) -> dict[str, Any]:
@@ -272,6 +276,17 @@ def entity_definitions(
                 "0x80040217",
                 f"Could not find an entity with specified entity name: {match.group('name')}",
             )
+        part = match.group("part")
+        if part:  # EntityDefinitions(LogicalName='x')/Attributes[/<cast>]?$select=...
+            items = entity_metadata(es)[part]
+            cast = match.group("cast")
+            if cast:
+                items = [i for i in items if i.get("@odata.type") == f"#{NAMESPACE}.{cast}"]
+            kind = "AttributeMetadata" if part == "Attributes" else "RelationshipMetadataBase"
+            return {
+                "@odata.context": f"{base}$metadata#EntityDefinitions('{es.logical}')/{part}",
+                "value": [_pick(item, select, kind) for item in items],
+            }
         return {"@odata.context": f"{base}$metadata#EntityDefinitions/$entity", **shape(es)}
     wanted = set(re.findall(r"LogicalName eq '([^']*)'", query.get("$filter", "")))
     chosen = [es for es in by_logical.values() if not wanted or es.logical in wanted]
