@@ -288,6 +288,8 @@ def test_a_closed_activity_takes_only_state_changes(api):
     assert "subject" in error["message"]
     assert api.patch(f"emails({email})", {"statecode": 1, "statuscode": 7}).status_code == 204
     assert api.patch(f"emails({email})", {"statuscode": 3, "statecode": 1}).status_code == 204
+    regarding = {"regardingobjectid_contact_email@odata.bind": f"/contacts({demo.CAROL.id})"}
+    assert api.patch(f"emails({email})", regarding).status_code == 204  # Set Regarding
     reopened = api.patch(f"emails({email})", {"statecode": 0, "statuscode": 8, "subject": "again"})
     assert reopened.status_code == 204  # Failed (8) is Open: the activity is open again
 
@@ -410,6 +412,18 @@ def test_entity_definitions_with_select_and_expand(api):
     writable = {a["LogicalName"]: a["IsValidForCreate"] for a in email["Attributes"]}
     assert writable["inreplyto"] is False and writable["messageid"] is True
     refused(api.get("EntityDefinitions(LogicalName='email')?$select=Nosuch"), 400, UNKNOWN)
+    strings = api.get(
+        "EntityDefinitions(LogicalName='email')/Attributes/"
+        "Microsoft.Dynamics.CRM.StringAttributeMetadata?$select=LogicalName,MaxLength"
+    ).json()["value"]
+    lengths = {a["LogicalName"]: a["MaxLength"] for a in strings}
+    assert lengths["messageid"] == 320 and lengths["subject"] == (800 if online else 200)
+    navs = api.get(
+        "EntityDefinitions(LogicalName='email')/ManyToOneRelationships"
+        "?$select=ReferencingEntityNavigationPropertyName"
+    ).json()["value"]
+    names = {n["ReferencingEntityNavigationPropertyName"] for n in navs}
+    assert ("ReceivingMailboxId_Email" in names) is online and "parentactivityid" in names
     assert api.get("EntityDefinitions(LogicalName='nosuch')").status_code == 404
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import CLOSED_STATES, STATE_COLUMNS, EntitySet
+from .model import CLOSED_CHANGEABLE, CLOSED_STATES, EntitySet
 from .schema import Attribute, Navigation
 
 OWNER_TARGETS = frozenset({"systemuser", "team"})
@@ -159,10 +159,11 @@ def check_length(es: EntitySet, attribute: Attribute, value: Any) -> None:
 
 
 def check_closed_activity(es: EntitySet, row: Any, values: dict[str, Any]) -> None:
-    """Only statecode/statuscode may change on a Completed or Canceled activity (SetState)."""
+    """On a Completed or Canceled activity only its state (SetState), regarding and owner may
+    change; reopening it (statecode 0) in the same request allows the rest."""
     if row is None or "statecode" not in set(row.keys()) or row["statecode"] not in CLOSED_STATES:
         return
-    others = sorted(set(values) - STATE_COLUMNS - {"modifiedon"})
+    others = sorted(set(values) - CLOSED_CHANGEABLE)
     if others and values.get("statecode", row["statecode"]) in CLOSED_STATES:
         raise ODataError(
             400,

@@ -162,6 +162,7 @@ class FakeDataverse:
         self.api = api or API_VERSION[flavour]
         self.caller = caller
         self.operations = Operations(self)
+        self._csdl: bytes | None = None
         self.faults = Faults()
         self.log = RequestLog()
         self.refusals: list[str] = []  # every error answered, in order (for test diagnostics)
@@ -261,12 +262,10 @@ class FakeDataverse:
             rest = match.group("rest")
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             if rest == "$metadata" and method == "GET":
-                return (
-                    200,
-                    {"Content-Type": "application/xml", "OData-Version": "4.0"},
-                    csdl(self.sets),
-                    None,
-                )
+                if self._csdl is None:
+                    self._csdl = csdl(self.sets)
+                headers = {"Content-Type": "application/xml", "OData-Version": "4.0"}
+                return 200, headers, self._csdl, None
             if rest.startswith("EntityDefinitions") and method == "GET":
                 data = entity_definitions(rest, query, self.sets, base)
                 return 200, _json_headers(), json.dumps(data).encode(), None
