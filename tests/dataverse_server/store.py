@@ -199,7 +199,9 @@ class Store:
         record_id = str(record_id or values.get(es.key) or uuid.uuid4())
         values[es.key] = record_id
         if self.get(es, record_id) is not None:
-            raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
+            # The client-errors article's DuplicateRecord text; the create-only upsert answers
+            # "A record with matching key values already exists." (server.py).
+            raise ODataError(412, "0x80040237", "Cannot insert duplicate key.")
         now = utcnow()
         for column in ("createdon", "modifiedon"):
             if column in self.columns[es.table]:
