@@ -11,7 +11,8 @@ and the CRM 2016 v8 pages under previous-versions/dynamicscrm-2016/developers-gu
   collection (mt607515); MessageId, Subject, From, To, Cc, Bcc, ReceivedOn, SubmittedBy,
   Importance, Body, Attachments; answers ``EmailId``.
 * ``POST GetTrackingTokenEmail`` {Subject}: unbound action (mt593007); ``TrackingToken``.
-* ``POST SendEmail`` {EmailId, IssueSend, TrackingToken}: unbound action; ``Subject``.
+* ``POST emails(<id>)/Microsoft.Dynamics.CRM.SendEmail`` {IssueSend, TrackingToken}: action
+  bound to an email (mt608061); ``Subject``.
 * ``POST queues(<id>)/Microsoft.Dynamics.CRM.AddToQueue`` {Target, SourceQueue,
   QueueItemProperties}: action bound to a queue (mt607880); ``QueueItemId``.
 
@@ -29,30 +30,57 @@ from datetime import UTC, datetime
 from email.utils import getaddresses
 from typing import Any
 
-from .gate import ODataError, check_length, not_found
+from .gate import BAD_REQUEST, ODataError, check_length, no_resource, not_found, segment_not_found
 
 NAMESPACE = "Microsoft.Dynamics.CRM."
 
-# name -> (binding, parameters, required parameters). Binding: None (unbound), "collection:<set>"
-# or "entity:<set>".
+# name -> (binding, parameters, non-nullable parameters). Binding: None (unbound),
+# "collection:<set>" or "entity:<set>". Non-nullable as the v9.2 pages mark them; V8_NON_NULLABLE
+# adds what the CRM 2016 (v=crm.8) pages also mark Nullable=false.
 SIGNATURES: dict[str, tuple[str | None, tuple[str, ...], tuple[str, ...]]] = {
     "CheckIncomingEmail": (
         None,
         ("MessageId", "Subject", "From", "To", "Cc", "Bcc", "ExtraProperties"),
-        ("MessageId",),
+        ("MessageId", "From", "To", "Cc", "Bcc"),
     ),
     "DeliverIncomingEmail": (
         "collection:emails",
         (
-            "MessageId", "Subject", "From", "To", "Cc", "Bcc", "ReceivedOn", "SubmittedBy",
-            "Importance", "Body", "Attachments", "ExtraProperties", "ValidateBeforeCreate",
+            "MessageId",
+            "Subject",
+            "From",
+            "To",
+            "Cc",
+            "Bcc",
+            "ReceivedOn",
+            "SubmittedBy",
+            "Importance",
+            "Body",
+            "Attachments",
+            "ExtraProperties",
+            "ValidateBeforeCreate",
         ),
-        ("MessageId", "From", "To", "Cc", "Bcc", "ReceivedOn", "SubmittedBy", "Importance",
-         "Body", "Attachments"),
+        (
+            "MessageId",
+            "From",
+            "To",
+            "Cc",
+            "Bcc",
+            "ReceivedOn",
+            "SubmittedBy",
+            "Importance",
+            "Body",
+            "Attachments",
+        ),
     ),
     "GetTrackingTokenEmail": (None, ("Subject",), ()),
-    "SendEmail": (None, ("EmailId", "IssueSend", "TrackingToken"), ("EmailId", "IssueSend")),
+    "SendEmail": ("entity:emails", ("IssueSend", "TrackingToken"), ("IssueSend",)),
     "AddToQueue": ("entity:queues", ("Target", "SourceQueue", "QueueItemProperties"), ("Target",)),
+}
+V8_NON_NULLABLE = {
+    "DeliverIncomingEmail": ("Subject",),
+    "GetTrackingTokenEmail": ("Subject",),
+    "SendEmail": ("TrackingToken",),
 }  # fmt: skip
 FUNCTIONS = frozenset({"WhoAmI", "RetrieveVersion", "CheckIncomingEmail"})
 
@@ -79,14 +107,16 @@ def now() -> str:
 def bad_parameter(name: str, operation: str) -> ODataError:
     return ODataError(
         400,
-        "0x80060888",
+        BAD_REQUEST,
         f"The parameter '{name}' in the request payload is not a valid parameter for the "
         f"operation '{operation}'.",
     )
 
 
-def check_parameters(operation: str, given: dict[str, Any]) -> None:
+def check_parameters(operation: str, given: dict[str, Any], v8: bool) -> None:
     _, allowed, required = SIGNATURES[operation]
+    if v8:
+        required = (*required, *V8_NON_NULLABLE.get(operation, ()))
     for name in given:
         if name not in allowed and not name.startswith("@"):
             raise bad_parameter(name, operation)
@@ -94,7 +124,7 @@ def check_parameters(operation: str, given: dict[str, Any]) -> None:
         if name not in given:
             raise ODataError(
                 400,
-                "0x80060888",
+                BAD_REQUEST,
                 f"The non-nullable parameter '{name}' of the operation '{operation}' is missing.",
             )
 
@@ -160,23 +190,21 @@ class Operations:
             return None
         binding = SIGNATURES.get(short, (None,))[0]
         if bool(binding) != bound or (bound and not qualified) or (not bound and qualified):
-            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{last}'.")
+            raise segment_not_found(last)
         if binding and not _bound_to(binding, segments[0]):
-            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{last}'.")
+            raise segment_not_found(last)
         if short in FUNCTIONS:
             if method != "GET" or call is None:
-                raise ODataError(
-                    405, "0x80060888", f"{short} is a function: GET {short}(...) only."
-                )
+                raise no_resource(base + rest)
             arguments = function_arguments(call.group("args"), query)
         else:
             if method != "POST" or call is not None:
-                raise ODataError(405, "0x80060888", f"{short} is an action: POST it with a body.")
+                raise no_resource(base + rest)
             arguments = json.loads(body) if body.strip() else {}
             if not isinstance(arguments, dict):
-                raise ODataError(400, "0x80060888", "The action body must be a JSON object.")
+                raise ODataError(400, BAD_REQUEST, "The action body must be a JSON object.")
         if short in SIGNATURES:
-            check_parameters(short, arguments)
+            check_parameters(short, arguments, self.server.v8(version))
         handler: Callable[..., dict[str, Any]] = getattr(self, f"do_{short}")
         answer = handler(arguments, segments[0] if bound else None, version)
         context = f"{base}$metadata#{NAMESPACE}{short}Response"
@@ -286,7 +314,7 @@ class Operations:
         attachment = self.es("activitymimeattachment")
         for item in arguments.get("Attachments") or ():
             if not isinstance(item, dict):
-                raise ODataError(400, "0x80060888", "Attachments must be activitymimeattachment")
+                raise ODataError(400, BAD_REQUEST, "Attachments must be activitymimeattachment")
             self.store.create(
                 attachment, {**item, "__fk__": ("objectid", email_id, "email")}, {}, deep=True
             )
@@ -341,14 +369,14 @@ class Operations:
         ):
             raise ODataError(
                 400,
-                "0x80060888",
+                BAD_REQUEST,
                 "Target must be an entity with its @odata.type "
                 "(for example Microsoft.Dynamics.CRM.email).",
             )
         logical = target["@odata.type"].removeprefix("Microsoft.Dynamics.CRM.")
         es = self.store.by_logical.get(logical)
         if es is None:
-            raise ODataError(400, "0x80060888", f"AddToQueue of a {logical} is not modelled")
+            raise ODataError(400, BAD_REQUEST, f"AddToQueue of a {logical} is not modelled")
         object_id = str(target.get(es.key) or "")
         row = self.store.get(es, object_id)
         if row is None:
@@ -390,14 +418,18 @@ class Operations:
         return {"TrackingToken": token}
 
     def do_SendEmail(self, arguments, bound, version) -> dict[str, Any]:
+        """Bound to the email: IssueSend true queues it (Pending Send), false marks it Sent."""
         emails = self.es("email")
-        email_id = str(arguments.get("EmailId") or "")
+        record = re.match(r"^emails\(([^()]+)\)$", bound or "")
+        email_id = record.group(1).strip("'") if record else ""
         row = self.store.get(emails, email_id)
         if row is None:
             raise not_found(emails, email_id)
         if row["statecode"] != 0:
             raise ODataError(
-                400, "0x80040203", f"email {email_id} is not a draft (statecode {row['statecode']})"
+                400,
+                "0x80040203",
+                f"email {email_id} is not a draft (statecode {row['statecode']})",
             )
         values: dict[str, Any] = {"statecode": 1, "statuscode": 6 if arguments["IssueSend"] else 3}
         if arguments.get("TrackingToken"):

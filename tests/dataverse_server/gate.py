@@ -1,28 +1,43 @@
 """The contract gate: every name and value a request carries, checked against the schema.
 
-Each check answers as Dataverse does (status, hex code, a message naming the property); the
-codes and messages, and which of them are assumptions, are listed in README.md:
+Each check answers as Dataverse does: status, hex code and message as "Troubleshoot Dataverse Web
+API client errors" shows them (SupportArticles-docs
+``support/power-platform/dataverse/dataverse-web-api-and-sdk/web-api-client-errors.md`` @0d44799b)
+and "Execute batch operations using the Web API" (powerapps-docs @07bda7ad):
 
-* a property the entity type lacks, in a payload (``0x80060888`` "The property 'x' does not
-  exist on type ...") or in ``$select``/``$filter``/``$orderby`` (``0x80060888`` "Could not find
-  a property named 'x' on type ...");
-* a navigation property the entity type lacks (names are case-sensitive): ``0x80060888``
-  "An undeclared property 'x' which only has property annotations ...";
-* a string longer than MaxLength: ``0x80044331`` "A validation error occurred. The length of the
-  'subject' attribute of the 'task' entity exceeded the maximum allowed length of '200'."
-  (execute-batch-operations-using-web-api.md, "Handling errors");
+* a property the entity type lacks in ``$select``/``$filter``/``$orderby``: 400 ``0x0`` "Could
+  not find a property named 'x' on type 'Microsoft.Dynamics.CRM.<entity>'." (names are
+  case-sensitive; clients against live orgs also report ``0x80060888`` with that message);
+* a property the entity type lacks in a body: 400 ``0x0`` "An error occurred while validating
+  input parameters: Microsoft.Crm.CrmException: Invalid property 'x' was found in entity ...";
+* a navigation property the entity type lacks in ``<nav>@odata.bind`` (case-sensitive):
+  400 ``0x80048d19`` "Error identified in Payload provided by the user for Entity :'<set>' ---->
+  InnerException : Microsoft.OData.ODataException: An undeclared property 'x' which only has
+  property annotations in the payload ...";
+* a resource (entity set, function, action) that does not exist: 404 ``0x8006088a`` "Resource
+  not found for the segment 'x'."; a function called with POST or an action with GET: 404, code
+  "", "No HTTP resource was found that matches the request URI '...'.";
+* a string longer than MaxLength: 400 ``0x80044331`` "A validation error occurred.  The length of
+  the 'subject' attribute of the 'task' entity exceeded the maximum allowed length of '200'.";
 * an attribute not valid for create/update: accepted and ignored (not stored);
-* other columns of a closed activity (statecode 1 Completed / 2 Canceled) updated.
+* other columns of a closed activity (statecode 1 Completed / 2 Canceled): 400 (code assumed).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .model import CLOSED_STATES, STATE_COLUMNS, EntitySet
+from .model import CLOSED_CHANGEABLE, CLOSED_STATES, EntitySet
 from .schema import Attribute, Navigation
 
 OWNER_TARGETS = frozenset({"systemuser", "team"})
+UNKNOWN_PROPERTY = "0x0"  # documented for $select and for bodies (see the module docstring)
+UNDECLARED_NAVIGATION = "0x80048d19"
+SEGMENT_NOT_FOUND = "0x8006088a"
+MAX_LENGTH = "0x80044331"
+RECORD_NOT_FOUND = "0x80040217"
+BAD_REQUEST = "0x80060888"  # assumed for other malformed requests (filter syntax, ...)
+CLOSED_ACTIVITY = "0x80040203"  # assumed: the message is reported, the code is not
 
 
 class ODataError(Exception):
@@ -38,14 +53,23 @@ class ODataError(Exception):
 
 
 def not_found(es: EntitySet, record_id: str) -> ODataError:
-    return ODataError(404, "0x80040217", f"{es.logical} With Id = {record_id} Does Not Exist")
+    return ODataError(404, RECORD_NOT_FOUND, f"{es.logical} With Id = {record_id} Does Not Exist")
+
+
+def segment_not_found(segment: str) -> ODataError:
+    return ODataError(404, SEGMENT_NOT_FOUND, f"Resource not found for the segment '{segment}'.")
+
+
+def no_resource(uri: str) -> ODataError:
+    """A function called with POST, an action with GET (documented with an empty code)."""
+    return ODataError(404, "", f"No HTTP resource was found that matches the request URI '{uri}'.")
 
 
 def bad_property(es: EntitySet, name: str) -> ODataError:
     """An unknown name in a query option ($select, $filter, $orderby)."""
     return ODataError(
         400,
-        "0x80060888",
+        UNKNOWN_PROPERTY,
         f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{es.logical}'.",
     )
 
@@ -75,9 +99,11 @@ def payload_property(es: EntitySet, name: str) -> Attribute:
     if attribute is None:
         raise ODataError(
             400,
-            "0x80060888",
-            f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{es.logical}'. "
-            "Make sure to only use property names that are defined by the type.",
+            UNKNOWN_PROPERTY,
+            "An error occurred while validating input parameters: Microsoft.Crm.CrmException: "
+            f"Invalid property '{name}' was found in entity 'Microsoft.Dynamics.CRM.{es.logical}'."
+            " ---> Microsoft.OData.ODataException: Does not support untyped value in non-open "
+            "type.",
         )
     return attribute
 
@@ -93,11 +119,12 @@ def navigation(es: EntitySet, name: str) -> Navigation:
             return Navigation(name, name, "owner", derived=True)
         raise ODataError(
             400,
-            "0x80060888",
-            f"An undeclared property '{name}' which only has property annotations in the payload "
-            "but no property value was found in the payload. In OData, only declared navigation "
-            "properties and declared named streams can be represented as properties without "
-            "values.",
+            UNDECLARED_NAVIGATION,
+            f"Error identified in Payload provided by the user for Entity :'{es.name}'  ---->  "
+            "InnerException : Microsoft.OData.ODataException: An undeclared property "
+            f"'{name}' which only has property annotations in the payload but no property value "
+            "was found in the payload. In OData, only declared navigation properties and "
+            "declared named streams can be represented as properties without values.",
         )
     return found
 
@@ -108,7 +135,7 @@ def check_bind_target(es: EntitySet, nav: Navigation, target: EntitySet) -> None
         return
     raise ODataError(
         400,
-        "0x80060888",
+        BAD_REQUEST,
         f"The navigation property '{nav.name}' of 'Microsoft.Dynamics.CRM.{es.logical}' binds "
         f"'Microsoft.Dynamics.CRM.{nav.target}', not 'Microsoft.Dynamics.CRM.{target.logical}'.",
     )
@@ -125,21 +152,22 @@ def check_length(es: EntitySet, attribute: Attribute, value: Any) -> None:
     if len(value) > limit:
         raise ODataError(
             400,
-            "0x80044331",
+            MAX_LENGTH,
             f"A validation error occurred.  The length of the '{attribute.name}' attribute of the "
             f"'{es.logical}' entity exceeded the maximum allowed length of '{limit}'.",
         )
 
 
 def check_closed_activity(es: EntitySet, row: Any, values: dict[str, Any]) -> None:
-    """Only statecode/statuscode may change on a Completed or Canceled activity (SetState)."""
+    """On a Completed or Canceled activity only its state (SetState), regarding and owner may
+    change; reopening it (statecode 0) in the same request allows the rest."""
     if row is None or "statecode" not in set(row.keys()) or row["statecode"] not in CLOSED_STATES:
         return
-    others = sorted(set(values) - STATE_COLUMNS - {"modifiedon"})
+    others = sorted(set(values) - CLOSED_CHANGEABLE)
     if others and values.get("statecode", row["statecode"]) in CLOSED_STATES:
         raise ODataError(
             400,
-            "0x80040203",
+            CLOSED_ACTIVITY,
             f"Cannot update Closed or Cancelled Activity: {es.logical} "
             f"{row[es.key]} is statecode {row['statecode']}; attributes {', '.join(others)}.",
         )

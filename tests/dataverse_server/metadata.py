@@ -17,7 +17,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from .actions import FUNCTIONS, SIGNATURES
-from .gate import ODataError
+from .gate import UNKNOWN_PROPERTY, ODataError, segment_not_found
 from .model import EntitySet
 from .schema import Attribute
 
@@ -64,7 +64,11 @@ NAMESPACE = "Microsoft.Dynamics.CRM"
 EDMX = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM = "http://docs.oasis-open.org/odata/ns/edm"
 
-BINDINGS = {"collection:emails": "Collection(mscrm.email)", "entity:queues": "mscrm.queue"}
+BINDINGS = {
+    "collection:emails": "Collection(mscrm.email)",
+    "entity:emails": "mscrm.email",
+    "entity:queues": "mscrm.queue",
+}
 
 
 def operations() -> list[tuple[str, str, str | None, tuple[str, ...]]]:
@@ -79,27 +83,26 @@ def operations() -> list[tuple[str, str, str | None, tuple[str, ...]]]:
 def csdl(sets: dict[str, EntitySet]) -> bytes:
     """The service's CSDL: entity types, their navigation properties, the container."""
     ET.register_namespace("edmx", EDMX)
+    ET.register_namespace("", EDM)
     root = ET.Element(f"{{{EDMX}}}Edmx", Version="4.0")
     services = ET.SubElement(root, f"{{{EDMX}}}DataServices")
-    schema = ET.SubElement(
-        services, f"{{{EDM}}}Schema", Namespace=NAMESPACE, Alias="mscrm", xmlns=EDM
-    )
+    schema = _edm(services, "Schema", Namespace=NAMESPACE, Alias="mscrm")
     for es in sets.values():
-        entity = ET.SubElement(schema, "EntityType", Name=es.logical)
-        key = ET.SubElement(entity, "Key")
-        ET.SubElement(key, "PropertyRef", Name=es.key)
+        entity = _edm(schema, "EntityType", Name=es.logical)
+        key = _edm(entity, "Key")
+        _edm(key, "PropertyRef", Name=es.key)
         for attribute in es.schema.attributes.values():
             if not attribute.read or not (attribute.is_property or attribute.is_lookup):
                 continue
             kind = (
                 "Edm.Guid" if attribute.is_lookup else EDM_TYPES.get(attribute.type, "Edm.String")
             )
-            ET.SubElement(entity, "Property", Name=attribute.read_name, Type=kind)
+            _edm(entity, "Property", Name=attribute.read_name, Type=kind)
         for nav in es.navigation.values():
             target = "mscrm.principal" if nav.target == "owner" else f"mscrm.{nav.target}"
-            ET.SubElement(entity, "NavigationProperty", Name=nav.name, Type=target)
+            _edm(entity, "NavigationProperty", Name=nav.name, Type=target)
         for collection in es.collections.values():
-            ET.SubElement(
+            _edm(
                 entity,
                 "NavigationProperty",
                 Name=collection.name,
@@ -107,24 +110,25 @@ def csdl(sets: dict[str, EntitySet]) -> bytes:
                 Partner=collection.attribute,
             )
     for name, kind, bound, parameters in operations():
-        operation = ET.SubElement(schema, kind, Name=name, IsBound=str(bool(bound)).lower())
+        operation = _edm(schema, kind, Name=name, IsBound=str(bool(bound)).lower())
         if bound:
-            ET.SubElement(
+            _edm(
                 operation,
                 "Parameter",
                 Name="entityset" if "Collection" in bound else "entity",
                 Type=bound,
             )
         for parameter in parameters:
-            ET.SubElement(operation, "Parameter", Name=parameter, Type="Edm.String")
-        ET.SubElement(operation, "ReturnType", Type=f"mscrm.{name}Response")
-    container = ET.SubElement(schema, "EntityContainer", Name="System")
+            _edm(operation, "Parameter", Name=parameter, Type="Edm.String")
+        _edm(operation, "ReturnType", Type=f"mscrm.{name}Response")
+    container = _edm(schema, "EntityContainer", Name="System")
     for es in sets.values():
-        ET.SubElement(container, "EntitySet", Name=es.name, EntityType=f"mscrm.{es.logical}")
-    return (
-        b'<?xml version="1.0" encoding="utf-8"?>'
-        + ET.tostring(root, encoding="utf-8").split(b"?>", 1)[-1]
-    )
+        _edm(container, "EntitySet", Name=es.name, EntityType=f"mscrm.{es.logical}")
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def _edm(parent: ET.Element, tag: str, **attributes: str) -> ET.Element:
+    return ET.SubElement(parent, f"{{{EDM}}}{tag}", attributes)
 
 
 def _metadata_id(*names: str) -> str:
@@ -197,7 +201,11 @@ def entity_metadata(es: EntitySet) -> dict[str, Any]:
 
 
 EXPANDABLE = ("Attributes", "ManyToOneRelationships", "OneToManyRelationships")
-DEFINITION = re.compile(r"^EntityDefinitions(?:\(LogicalName='(?P<name>[^']*)'\))?$")
+DEFINITION = re.compile(
+    r"^EntityDefinitions(?:\(LogicalName='(?P<name>[^']*)'\))?"
+    r"(?:/(?P<part>Attributes|ManyToOneRelationships|OneToManyRelationships)"
+    r"(?:/Microsoft\.Dynamics\.CRM\.(?P<cast>\w+))?)?$"
+)
 
 
 def _pick(item: dict[str, Any], select: list[str] | None, kind: str) -> dict[str, Any]:
@@ -207,7 +215,7 @@ def _pick(item: dict[str, Any], select: list[str] | None, kind: str) -> dict[str
         if name not in item and name not in _OPTIONAL.get(kind, ()):
             raise ODataError(
                 400,
-                "0x80060888",
+                UNKNOWN_PROPERTY,
                 f"Could not find a property named '{name}' on type '{NAMESPACE}.{kind}'.",
             )
     keep = {k: v for k, v in item.items() if k in select or k in ("MetadataId", "@odata.type")}
@@ -236,7 +244,7 @@ def entity_definitions(
     """``EntityDefinitions(LogicalName='x')`` (or the collection) with $select and $expand."""
     match = DEFINITION.match(rest)
     if not match:
-        raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
+        raise segment_not_found(rest)
     by_logical = {es.logical: es for es in sets.values()}
     select = [s for s in query.get("$select", "").split(",") if s] or None
     expand: dict[str, list[str] | None] = {}
@@ -245,7 +253,7 @@ def entity_definitions(
         if name not in EXPANDABLE:
             raise ODataError(
                 400,
-                "0x80060888",
+                UNKNOWN_PROPERTY,
                 f"Could not find a property named '{name}' on type '{NAMESPACE}.EntityMetadata'.",
             )
         inner = re.search(r"\$select=([^;)]*)", options)
@@ -268,6 +276,17 @@ def entity_definitions(
                 "0x80040217",
                 f"Could not find an entity with specified entity name: {match.group('name')}",
             )
+        part = match.group("part")
+        if part:  # EntityDefinitions(LogicalName='x')/Attributes[/<cast>]?$select=...
+            items = entity_metadata(es)[part]
+            cast = match.group("cast")
+            if cast:
+                items = [i for i in items if i.get("@odata.type") == f"#{NAMESPACE}.{cast}"]
+            kind = "AttributeMetadata" if part == "Attributes" else "RelationshipMetadataBase"
+            return {
+                "@odata.context": f"{base}$metadata#EntityDefinitions('{es.logical}')/{part}",
+                "value": [_pick(item, select, kind) for item in items],
+            }
         return {"@odata.context": f"{base}$metadata#EntityDefinitions/$entity", **shape(es)}
     wanted = set(re.findall(r"LogicalName eq '([^']*)'", query.get("$filter", "")))
     chosen = [es for es in by_logical.values() if not wanted or es.logical in wanted]

@@ -85,6 +85,11 @@ EXTRA_TABLES = {
 ACTIVITIES = frozenset({"email"})
 CLOSED_STATES = frozenset({1, 2})  # statecode Completed, Canceled (email.md status table)
 STATE_COLUMNS = frozenset({"statecode", "statuscode"})
+# What stays changeable on a closed activity besides its state (assumed: "Set Regarding" and
+# Assign work on completed activities in the application).
+CLOSED_CHANGEABLE = STATE_COLUMNS | {
+    "regardingobjectid", "regardingobjecttypecode", "ownerid", "owneridtype", "modifiedon",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

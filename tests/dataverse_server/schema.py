@@ -245,7 +245,9 @@ def _navigations(
                 if names.count(bind) > 1:
                     bind = f"{bind}_{nav['target']}"
                 target = nav["target"]  # "owner" for an Owner: systemuser or team
-                navs[bind] = Navigation(bind, name, target, nav.get("relationship", ""))
+                navs[bind] = Navigation(
+                    bind, name, target, nav.get("relationship", ""), bool(nav.get("derived"))
+                )
             continue
         targets = raw.get("targets") or ()
         if raw.get("type") == "Owner":
@@ -273,6 +275,35 @@ def _collections(raw: dict) -> dict[str, CollectionNav]:
     return found
 
 
+def _add_app_targets(logical: str, attributes: dict) -> None:
+    """The online pages describe Dataverse without the Dynamics 365 apps, so a polymorphic
+    lookup there lacks targets such as ``lead`` that an org running the Email Router has. The
+    targets the v9.0 Dynamics 365 page lists, for entities this fake serves, are added with the
+    online page's naming pattern for that attribute, marked derived."""
+    stand_in = _load("v9.0-2018", logical)
+    served = set(_entity_names())
+    for name, attr in list(attributes.items()):
+        if attr.get("type") not in ("Lookup", "Customer") or len(attr.get("targets") or ()) < 2:
+            continue
+        more = ((stand_in or {}).get("attributes", {}).get(name) or {}).get("targets") or ()
+        extra = [t for t in more if t in served and t not in attr["targets"]]
+        if not extra:
+            continue
+        navs = list(attr.get("navigation_properties") or ())
+        entity_form = any(
+            str(n.get("navigation_property", "")).endswith(f"_{logical}") for n in navs
+        )
+        for target in extra:
+            bind = f"{name}_{target}_{logical}" if entity_form else f"{name}_{target}"
+            navs.append({"target": target, "navigation_property": bind, "relationship": "",
+                         "derived": True})  # fmt: skip
+        attributes[name] = {
+            **attr,
+            "targets": [*attr["targets"], *extra],
+            "navigation_properties": navs,
+        }
+
+
 @cache
 def load_schema(flavour: str) -> Schema:
     """The entities of *flavour*, each from its flavour's folder or the 2018 stand-in."""
@@ -290,10 +321,12 @@ def load_schema(flavour: str) -> Schema:
         source = f"{folder}/{logical}.json"
         if str(raw.get("completeness", "")).startswith("partial") and len(found) > 1:
             # A partial extraction: the attributes it lacks come from the stand-in, labelled.
-            fallback, more = found[-1]
+            fallback, more = found[1]
             for name, attr in (more.get("attributes") or {}).items():
                 attributes_raw.setdefault(name, attr)
             source += f" (partial; rest from {fallback}/{logical}.json)"
+        if folder == "online":
+            _add_app_targets(logical, attributes_raw)
         if flavour == "crm2016":
             for gone in CRM2016_LACKS.get(logical, ()):
                 attributes_raw.pop(gone, None)

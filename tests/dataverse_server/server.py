@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .actions import Operations
+from .gate import segment_not_found
 from .metadata import csdl, entity_definitions
 from .model import EntitySet, build_sets
 from .schema import API_VERSION, FLAVOURS, SERVER_VERSION
@@ -161,6 +162,7 @@ class FakeDataverse:
         self.api = api or API_VERSION[flavour]
         self.caller = caller
         self.operations = Operations(self)
+        self._csdl: bytes | None = None
         self.faults = Faults()
         self.log = RequestLog()
         self.refusals: list[str] = []  # every error answered, in order (for test diagnostics)
@@ -256,16 +258,14 @@ class FakeDataverse:
         else:
             match = API_PATH.match(path)
             if not match:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path}'.")
+                raise segment_not_found(path)
             rest = match.group("rest")
             query = dict(parse_qsl(parts.query, keep_blank_values=True))
             if rest == "$metadata" and method == "GET":
-                return (
-                    200,
-                    {"Content-Type": "application/xml", "OData-Version": "4.0"},
-                    csdl(self.sets),
-                    None,
-                )
+                if self._csdl is None:
+                    self._csdl = csdl(self.sets)
+                headers = {"Content-Type": "application/xml", "OData-Version": "4.0"}
+                return 200, headers, self._csdl, None
             if rest.startswith("EntityDefinitions") and method == "GET":
                 data = entity_definitions(rest, query, self.sets, base)
                 return 200, _json_headers(), json.dumps(data).encode(), None
@@ -275,7 +275,7 @@ class FakeDataverse:
             record = RECORD.match(rest)
             es = self.sets.get(record.group("set")) if record else None
             if es is None:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
+                raise segment_not_found(rest.split("(")[0])
             record_id = record.group("id")
             if record_id is not None:
                 record_id = record_id.strip("'")
