@@ -128,12 +128,7 @@ def test_multiple_matches_link_every_record(fake_dataverse, tmp_path):
     senders = {
         (p["partyobjecttypecode"], p["partyid"]) for p in parties if p["participationtypemask"] == 1
     }
-    expected = set(demo.SHARED_ADDRESS_MATCHES)
-    if fake_dataverse.flavour == "online":
-        # The online contract is base Dataverse (powerapps-docs): activityparty.partyid has no
-        # lead target there, so the lead match goes in as an unresolved address.
-        expected = {m for m in expected if m[0] != "lead"} | {(None, None)}
-    assert senders == expected
+    assert senders == set(demo.SHARED_ADDRESS_MATCHES)
 
 
 def test_without_owner_the_crm_recipients_among_to_and_cc_decide(fake_dataverse, tmp_path):
