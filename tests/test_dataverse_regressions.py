@@ -26,6 +26,7 @@ from routing_helpers import drop, maildir_url, message, route
 
 from emailrouter_lib.crm import SqliteCrm, demo, open_crm
 from emailrouter_lib.crm.dataverse.batch import BatchRequest
+from emailrouter_lib.errors import CrmHTTPError
 
 SUPPORT = f"queue:{demo.SUPPORT.address}"
 
@@ -176,9 +177,10 @@ def test_a_failed_batch_keeps_dataverses_error_text(tmp_path):
     server = start_fake(tmp_path, flavour="crm2016")
     crm = open_crm(state_url(server, tmp_path))
     try:
-        with pytest.raises(Exception, match="0x8006") as caught:
+        with pytest.raises(CrmHTTPError, match="Could not find a property") as caught:
             crm._read_many(["emails?$select=activityid,nosuchcolumn"])
-        assert "nosuchcolumn" in str(caught.value)
+        assert caught.value.status == 400 and caught.value.code
+        assert "nosuchcolumn" in str(caught.value) and "no error body" not in str(caught.value)
     finally:
         crm.close()
         server.stop()

@@ -792,6 +792,13 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 )
             return self._rules
 
+    @property
+    def schema_findings(self) -> list[str]:
+        """What the router wanted to write and this org has no column for, or does not let a
+        create/update set ("email.inreplyto: read-only"), each once: for the run's report."""
+        rules = self._rules
+        return sorted(rules.skipped) if rules is not None else []
+
     def forget_schema(self) -> None:
         """Read the org's metadata again on next use (its copy in the state file too)."""
         with self._schema_lock:
