@@ -2,7 +2,9 @@
 
 ``fake_dataverse`` serves the seeded Contoso demo; ``crm_pair`` gives, for each backend variant
 of the contract suite, the backend under test and a SqliteCrm on the same data to seed and
-inspect rows with.
+inspect rows with. ``dataverse_flavour`` runs a test once per flavour of the strict fake
+(``online`` v9.2, ``onprem`` v9.x, ``crm2016`` v8.2; tests/dataverse_server/README.md), and
+``flavoured_dataverse`` is the demo served in that flavour.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dataverse_server import FakeDataverse
+from dataverse_server import FLAVOURS, FakeDataverse
 
 from emailrouter_lib.crm import SqliteCrm, init_crm, open_crm, sqlite_path
 from emailrouter_lib.crm.base import CrmBackend
@@ -25,18 +27,41 @@ NTLM_ACCOUNT = "CONTOSO\\svc-crm"
 NTLM_PASSWORD = "Fake-Passw0rd!"  # a test server's own made-up account
 NTLM_ENV = "EMAILROUTER_TEST_DATAVERSE_PW"
 
-# Backend variants of the contract suite: (name, URL options, server options).
+# Backend variants of the contract suite: (name, URL options, server options), one per flavour.
 VARIANTS = {
-    "dataverse": ({}, {}),
-    "dataverse-v8-paged": ({"api": "v8.2", "pagesize": "5", "batch": "40"}, {"api": "v8.2"}),
+    "dataverse": ({}, {"flavour": "online"}),
+    "dataverse-onprem": ({}, {"flavour": "onprem"}),
+    "dataverse-v8-paged": (
+        {"pagesize": "5", "batch": "40"},
+        {"flavour": "crm2016"},
+    ),
 }
 
 
-def start_fake(folder: Path, *, demo: bool = True, **options) -> FakeDataverse:
-    """A fake Dataverse over a new SQLite CRM in *folder* (the Contoso demo when *demo*)."""
+def start_fake(
+    folder: Path, *, demo: bool = True, flavour: str | None = None, **options
+) -> FakeDataverse:
+    """A fake Dataverse over a new SQLite CRM in *folder* (the Contoso demo when *demo*), in
+    *flavour* (``online`` unless an ``api="v8.x"`` option implies ``crm2016``)."""
     url = f"sqlite:///{folder / 'dataverse.sqlite'}"
     init_crm(url, demo=demo, force=True)
-    return FakeDataverse(sqlite_path(url), **options).start()
+    return FakeDataverse(sqlite_path(url), flavour=flavour, **options).start()
+
+
+@pytest.fixture(params=FLAVOURS)
+def dataverse_flavour(request) -> str:
+    """``online``, ``onprem``, ``crm2016``: a test taking it runs in all three flavours."""
+    return request.param
+
+
+@pytest.fixture
+def flavoured_dataverse(
+    tmp_path: Path, dataverse_flavour: str, router_state_in_tmp
+) -> Iterator[FakeDataverse]:
+    """The Contoso demo served by the strict fake in ``dataverse_flavour``."""
+    server = start_fake(tmp_path, flavour=dataverse_flavour)
+    yield server
+    server.stop()
 
 
 def state_url(server: FakeDataverse, folder: Path, **options: str) -> str:
@@ -106,7 +131,9 @@ __all__ = [
     "NTLM_PASSWORD",
     "CrmPair",
     "crm_pair",
+    "dataverse_flavour",
     "fake_dataverse",
+    "flavoured_dataverse",
     "ntlm_dataverse",
     "ntlm_url",
     "router_state_in_tmp",

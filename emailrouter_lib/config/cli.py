@@ -142,10 +142,8 @@ def _finish_publish(config, target: str, *, apply: bool, backup: bool) -> int:
 
 
 def _records(crm) -> list:
-    recipients = getattr(crm, "recipients", None)
-    if recipients is None:
-        raise ConfigError(f"{crm.url}: this CRM backend cannot list users and queues yet")
-    return list(recipients())
+    """Every user and queue of the CRM (SQLite or Dataverse: both list them for Load Data)."""
+    return list(crm.recipients())
 
 
 __all__ = ["register"]

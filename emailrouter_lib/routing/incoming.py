@@ -411,9 +411,24 @@ class MailboxRun:
             if duplicates:  # created meanwhile by another writer: the CRM's Message-ID check
                 entries = self._duplicates_at_write(decisions, entries, duplicates)
             emails = [e for e in emails if e.activityid not in {*refused, *duplicates}]
+            self._note_changes_at_write(decisions, emails)
             if emails and self.org.enablesmartmatching:  # so later replies can match these too
                 store_new_email_hashes(self.crm, self.org, emails)
         return entries
+
+    def _note_changes_at_write(
+        self, decisions: Sequence[Decision], emails: Sequence[NewEmail]
+    ) -> None:
+        """Add to a created email's reason what the backend changed while writing it (a value
+        cut to the CRM's column length): the result row says so."""
+        notes_of = getattr(self.crm, "write_notes", None)
+        if notes_of is None or not emails:
+            return
+        notes = notes_of([e.activityid for e in emails])
+        for d in decisions:
+            note = notes.get(d.email.activityid) if d.email is not None else None
+            if note:
+                d.reason = f"{d.reason}; {note}" if d.reason else note
 
     def _create_emails(self, emails: Sequence[NewEmail]) -> tuple[dict[str, str], set[str]]:
         """Create *emails*; return the activity ids the CRM refused, with its answer, and those

@@ -447,6 +447,16 @@ class OutgoingRun:
                 result[email.activityid] = existing
             elif email.sender is not None:
                 wanted.setdefault(email.sender.id, []).append(email)
+        issue = getattr(self.crm, "issue_tracking_tokens", None)
+        issued = (
+            issue({e.activityid: e.subject for g in wanted.values() for e in g})
+            if issue is not None and wanted
+            else None
+        )
+        if issued is not None:  # the CRM's own tokens (its counters: never a collision)
+            result.update(issued)
+            wanted = {k: [e for e in g if e.activityid not in issued] for k, g in wanted.items()}
+            wanted = {k: g for k, g in wanted.items() if g}
         numbers = self.crm.allocate_tracking_numbers({k: len(v) for k, v in wanted.items()})
         for key, group in wanted.items():
             user = group[0].sender.trackingusernumber if group[0].sender else None

@@ -4,10 +4,17 @@ Supported: ``eq ne gt ge lt le``, ``and or not``, parentheses, string / number /
 GUID literals, ``contains``/``startswith``/``endswith``, and the Web API query function
 ``Microsoft.Dynamics.CRM.In(PropertyName='x',PropertyValues=[...])``. String comparisons are
 case-insensitive, as in Dataverse (SQL Server's default collation). Anything else is a 400.
+
+``PropertyValues`` is a JSON array, read as the OData library's JSON reader reads it: strings
+in double quotes (the documented form, with ``\\`` escapes), or in single quotes without the
+``''`` doubling of OData literals. So ``['o''brien']`` fails exactly as filter-rows.md
+("Manage single quotes") shows: "Invalid JSON. A comma character ',' was expected in scope
+'Array'. ...".
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -16,7 +23,13 @@ TOKEN = re.compile(
     r"|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
     r"|(?P<number>-?\d+(?:\.\d+)?)"
     r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)"
-    r"|(?P<punct>[()\[\],=]))"
+    r"|(?P<array>\[)"
+    r"|(?P<punct>[(),=]))"
+)
+COMMA_EXPECTED = (
+    "The query specified in the URI is not valid. Invalid JSON. A comma character ',' was "
+    "expected in scope 'Array'. Every two elements in an array and properties of an object "
+    "must be separated by commas."
 )
 OPERATORS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 IN_FUNCTION = "microsoft.dynamics.crm.in"
@@ -34,15 +47,82 @@ def tokenize(text: str) -> list[tuple[str, str]]:
         if not match or match.end() == position:
             raise FilterError(f"Syntax error at position {position} in '{text[:200]}'")
         kind = match.lastgroup or ""
-        tokens.append((kind, match.group(kind)))
-        position = match.end()
+        if kind == "array":
+            end = _array_end(text, match.end())
+            tokens.append((kind, text[match.end() - 1 : end]))
+            position = end
+        else:
+            tokens.append((kind, match.group(kind)))
+            position = match.end()
         while position < len(text) and text[position].isspace():
             position += 1
     return tokens
 
 
-def compile_filter(text: str, column: Callable[[str], str]) -> tuple[str, list[object]]:
-    """SQL text and parameters for *text*; *column* maps a property name to a column or raises."""
+def _array_end(text: str, position: int) -> int:
+    """The index after the ``]`` closing the array opened just before *position*."""
+    quote = None
+    while position < len(text):
+        char = text[position]
+        if quote:
+            if char == "\\":
+                position += 1
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "]":
+            return position + 1
+        position += 1
+    raise FilterError("Invalid JSON. Unterminated array in $filter")
+
+
+def json_array(text: str) -> list[object]:
+    """The values of a ``PropertyValues`` array (see the module docstring)."""
+    position, values = 1, []
+
+    def skip() -> None:
+        nonlocal position
+        while position < len(text) and text[position].isspace():
+            position += 1
+
+    skip()
+    if text[position] == "]":
+        return values
+    while True:
+        skip()
+        char = text[position]
+        if char in "'\"":
+            end, raw = position + 1, []
+            while text[end] != char:
+                if text[end] == "\\":
+                    raw.append(text[end : end + 2])
+                    end += 2
+                    continue
+                raw.append('\\"' if text[end] == '"' else text[end])
+                end += 1
+            values.append(json.loads('"' + "".join(raw) + '"'))
+            position = end + 1
+        else:
+            match = re.compile(r"[^,\]\s]+").match(text, position)
+            if not match:
+                raise FilterError(COMMA_EXPECTED)
+            try:
+                values.append(json.loads(match.group(0)))
+            except ValueError:
+                raise FilterError(COMMA_EXPECTED) from None
+            position = match.end()
+        skip()
+        if text[position] == "]":
+            return values
+        if text[position] != ",":
+            raise FilterError(COMMA_EXPECTED)
+        position += 1
+
+
+def compile_filter(text: str, column: Callable[..., str]) -> tuple[str, list[object]]:
+    """SQL text and parameters for *text*; *column* maps a property name to an SQL expression
+    (a quoted column, or NULL for an attribute nothing has stored yet) or raises."""
     parser = _Parser(tokenize(text), column)
     sql = parser.expression()
     if parser.position != len(parser.tokens):
@@ -51,7 +131,7 @@ def compile_filter(text: str, column: Callable[[str], str]) -> tuple[str, list[o
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], column: Callable[[str], str]):
+    def __init__(self, tokens: list[tuple[str, str]], column: Callable[..., str]):
         self.tokens = tokens
         self.position = 0
         self.column = column
@@ -127,22 +207,20 @@ class _Parser:
         self.take("(")
         self.take("PropertyName")
         self.take("=")
-        column = self.column(str(self.literal()))
+        column = self.column(str(self.literal()), in_function=True)
         self.take(",")
         self.take("PropertyValues")
         self.take("=")
-        self.take("[")
-        values = []
-        while True:
-            values.append(self.literal())
-            if self.peek() and self.peek()[1] == ",":
-                self.take(",")
-                continue
-            break
-        self.take("]")
+        kind, text = self.take()
+        if kind != "array":
+            raise FilterError("PropertyValues must be a JSON array of values")
+        values = json_array(text)
         self.take(")")
+        if not values:
+            raise FilterError("PropertyValues must not be empty")
         self.params += values
-        return f"({column} COLLATE NOCASE IN ({','.join('?' * len(values))}))"
+        marks = ",".join("?" * len(values))
+        return f"({column} COLLATE NOCASE IN ({marks}))"
 
     def literal(self) -> object:
         kind, text = self.take()

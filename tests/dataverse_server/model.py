@@ -1,225 +1,175 @@
-"""Which entity sets the fake serves, over which SQLite tables, with which lookups.
+"""Which entity sets the fake serves: Microsoft's schema (``schema.py``) over SQLite tables.
 
-Names follow the Dataverse table reference (dataverse-research.md §1): entity sets, the
-``_<attr>_value`` read side of lookups, and the navigation-property names a client binds with
-``<nav>@odata.bind``. Only what the router uses is modelled.
+The names a client may use — attributes, ``_<attr>_value``, navigation properties, collection
+navigations for deep insert — come only from the flavour's vendored metadata. This module adds
+what the schema cannot say: which SQLite table (the router's own ``schema.sql``, so tests seed
+and inspect with ``SqliteCrm``) holds each entity, where a polymorphic lookup keeps its target's
+logical name, and which columns are binary. A schema attribute the table lacks gets a column
+the first time it is written (``Store.ensure_column``; reads answer null); table columns the
+schema lacks (the router's own bookkeeping) are never served.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PARTY_TARGETS = ("account", "contact", "lead", "queue", "systemuser")
-REGARDING_TARGETS = (*PARTY_TARGETS, "incident", "opportunity")
+from .schema import Attribute, CollectionNav, EntitySchema, Navigation, Schema, load_schema
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one entity set lives in SQLite."""
+
+    entity_set: str
+    logical: str
+    table: str
+    typecolumns: dict[str, str] = field(default_factory=dict)  # lookup -> target-type column
+    binary: frozenset[str] = frozenset()
+    creatable: bool = True  # False: only by deep insert or not at all through the API
+
+
+MAPPINGS = (
+    Mapping(
+        "emails",
+        "email",
+        "email",
+        typecolumns={
+            "regardingobjectid": "regardingobjecttypecode",
+            "acceptingentityid": "acceptingentitytypecode",
+            "ownerid": "owneridtype",
+        },
+    ),
+    # Parties are created through their activity (deep insert), as in Dataverse.
+    Mapping(
+        "activityparties",
+        "activityparty",
+        "activityparty",
+        typecolumns={"partyid": "partyobjecttypecode"},
+        creatable=False,
+    ),
+    Mapping(
+        "activitymimeattachments",
+        "activitymimeattachment",
+        "activitymimeattachment",
+        typecolumns={"objectid": "objecttypecode"},
+        binary=frozenset({"body"}),
+    ),
+    Mapping("organizations", "organization", "organization", creatable=False),
+    Mapping("systemusers", "systemuser", "systemuser"),
+    # usersettings is one row per user; the router's schema keeps it on systemuser.
+    Mapping("usersettingscollection", "usersettings", "systemuser", creatable=False),
+    Mapping("queues", "queue", "queue"),
+    Mapping(
+        "contacts", "contact", "contact", typecolumns={"parentcustomerid": "parentcustomeridtype"}
+    ),
+    Mapping("accounts", "account", "account"),
+    Mapping("leads", "lead", "lead"),
+    Mapping(
+        "mailboxes",
+        "mailbox",
+        "mailbox",
+        typecolumns={"regardingobjectid": "regardingobjecttypecode"},
+    ),
+    Mapping("emailserverprofiles", "emailserverprofile", "emailserverprofile"),
+    Mapping("queueitems", "queueitem", "fake_queueitem"),
+)
+
+# A table the router's schema lacks: created by the store (queue items the actions make).
+EXTRA_TABLES = {
+    "fake_queueitem": (
+        "CREATE TABLE IF NOT EXISTS fake_queueitem (queueitemid TEXT PRIMARY KEY, "
+        "createdon TEXT, modifiedon TEXT)"
+    ),
+}
+
+ACTIVITIES = frozenset({"email"})
+CLOSED_STATES = frozenset({1, 2})  # statecode Completed, Canceled (email.md status table)
+STATE_COLUMNS = frozenset({"statecode", "statuscode"})
+# What stays changeable on a closed activity besides its state (assumed: "Set Regarding" and
+# Assign work on completed activities in the application).
+CLOSED_CHANGEABLE = STATE_COLUMNS | {
+    "regardingobjectid", "regardingobjecttypecode", "ownerid", "owneridtype", "modifiedon",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Lookup:
     column: str  # the attribute (and SQLite column)
-    typecolumn: str | None = None  # where a polymorphic lookup keeps the target's logical name
-    target: str | None = None  # the one target of a single-target lookup
-    writable: bool = True
+    typecolumn: str | None  # where a polymorphic lookup keeps the target's logical name
+    target: str | None  # the one target of a single-target lookup
+    attribute: Attribute
 
 
-@dataclass(frozen=True)
-class Collection:
-    """A collection-valued navigation property a create may deep-insert into."""
-
-    entity_set: str
-    foreign_key: str
-
-
-@dataclass(frozen=True)
+@dataclass
 class EntitySet:
+    """One entity set of one flavour: its schema and its SQLite mapping."""
+
     name: str
     logical: str
     table: str
     key: str
-    lookups: tuple[Lookup, ...] = ()
-    navigation: dict[str, str] = field(default_factory=dict)  # bind name -> lookup column
-    collections: dict[str, Collection] = field(default_factory=dict)
-    booleans: frozenset[str] = frozenset()
-    binary: frozenset[str] = frozenset()
-    hidden: frozenset[str] = frozenset()  # SQLite columns that are not Dataverse attributes
-    only: tuple[str, ...] = ()  # when set: the only columns this set exposes
-    creatable: bool = True
+    schema: EntitySchema
+    lookups: dict[str, Lookup]
+    binary: frozenset[str]
+    creatable: bool
+
+    @property
+    def navigation(self) -> dict[str, Navigation]:
+        return self.schema.navigation
+
+    @property
+    def collections(self) -> dict[str, CollectionNav]:
+        return self.schema.collections
+
+    @property
+    def booleans(self) -> frozenset[str]:
+        return frozenset(n for n, a in self.schema.attributes.items() if a.type == "Boolean")
 
     def lookup(self, column: str) -> Lookup | None:
-        return next((lk for lk in self.lookups if lk.column == column), None)
+        return self.lookups.get(column)
+
+    def attribute(self, name: str) -> Attribute | None:
+        return self.schema.attributes.get(name)
+
+    def readable(self) -> list[str]:
+        """Web API property names this set serves (``_x_value`` for lookups)."""
+        return [
+            a.read_name
+            for a in self.schema.attributes.values()
+            if a.read and (a.is_lookup or a.is_property)
+        ]
 
 
-def _nav(prefix: str, column: str, targets: tuple[str, ...], suffix: str = "") -> dict[str, str]:
-    return {f"{prefix}_{t}{suffix}": column for t in targets}
+def _lookups(schema: EntitySchema, mapping: Mapping) -> dict[str, Lookup]:
+    found = {}
+    for name, attribute in schema.attributes.items():
+        if not attribute.is_lookup:
+            continue
+        targets = attribute.targets
+        polymorphic = len(targets) != 1 or attribute.type in ("Owner", "Customer")
+        typecolumn = mapping.typecolumns.get(name)
+        if typecolumn is None and polymorphic:
+            typecolumn = f"fake_{name}_type"  # storage only; never served
+        found[name] = Lookup(name, typecolumn, None if polymorphic else targets[0], attribute)
+    return found
 
 
-EMAIL = EntitySet(
-    "emails",
-    "email",
-    "email",
-    "activityid",
-    lookups=(
-        Lookup("regardingobjectid", typecolumn="regardingobjecttypecode"),
-        Lookup("parentactivityid", target="email"),
-        Lookup("correlatedactivityid", target="email"),
-        Lookup("acceptingentityid", typecolumn="acceptingentitytypecode"),
-        Lookup("receivingmailboxid", target="mailbox"),
-        Lookup("ownerid", typecolumn="owneridtype"),
-    ),
-    navigation={
-        **_nav("regardingobjectid", "regardingobjectid", REGARDING_TARGETS, "_email"),
-        **_nav("acceptingentityid", "acceptingentityid", ("queue", "systemuser")),
-        "parentactivityid": "parentactivityid",
-        "correlatedactivityid": "correlatedactivityid",
-        "receivingmailboxid": "receivingmailboxid",
-        "ownerid": "ownerid",
-    },
-    collections={
-        "email_activity_parties": Collection("activityparties", "activityid"),
-        "email_activity_mime_attachment": Collection("activitymimeattachments", "objectid"),
-    },
-    booleans=frozenset({"directioncode"}),
-    hidden=frozenset({"emailrouter_attemptid", "emailrouter_lasterror"}),
-)
-
-ACTIVITY_PARTY = EntitySet(
-    "activityparties",
-    "activityparty",
-    "activityparty",
-    "activitypartyid",
-    lookups=(
-        Lookup("partyid", typecolumn="partyobjecttypecode"),
-        Lookup("activityid", target="email"),
-    ),
-    navigation={**_nav("partyid", "partyid", PARTY_TARGETS), "activityid_email": "activityid"},
-    creatable=False,  # only through its activity (deep insert), as in Dataverse
-)
-
-ATTACHMENT = EntitySet(
-    "activitymimeattachments",
-    "activitymimeattachment",
-    "activitymimeattachment",
-    "activitymimeattachmentid",
-    lookups=(Lookup("objectid", target="email"),),
-    navigation={"objectid_email": "objectid", "objectid_activitypointer": "objectid"},
-    binary=frozenset({"body"}),
-)
-
-ORGANIZATION_BOOLEANS = frozenset(
-    {
-        "emailcorrelationenabled",
-        "enablesmartmatching",
-        "ignoreinternalemail",
-        "unresolveemailaddressifmultiplematch",
-        "resolvesimilarunresolvedemailaddress",
-        "allowunresolvedpartiesonemailsend",
-        "requireapprovalforuseremail",
-        "requireapprovalforqueueemail",
-    }
-)
-
-SETS: dict[str, EntitySet] = {
-    s.name: s
-    for s in (
-        EMAIL,
-        ACTIVITY_PARTY,
-        ATTACHMENT,
-        EntitySet(
-            "organizations",
-            "organization",
-            "organization",
-            "organizationid",
-            lookups=(Lookup("defaultemailserverprofileid", target="emailserverprofile"),),
-            navigation={"defaultemailserverprofileid": "defaultemailserverprofileid"},
-            booleans=ORGANIZATION_BOOLEANS,
-            creatable=False,
-        ),
-        EntitySet(
-            "systemusers",
-            "systemuser",
-            "systemuser",
-            "systemuserid",
-            lookups=(Lookup("defaultmailbox", target="mailbox", writable=False),),
-            booleans=frozenset({"isdisabled"}),
-            # These live on usersettings (and trackingusernumber is ours).
-            hidden=frozenset(
-                {"incomingemailfilteringmethod", "autocreatecontactonpromote", "trackingusernumber"}
-            ),
-        ),
-        EntitySet(
-            "usersettingscollection",
-            "usersettings",
-            "systemuser",
-            "systemuserid",
-            booleans=frozenset({"autocreatecontactonpromote"}),
-            only=("systemuserid", "incomingemailfilteringmethod", "autocreatecontactonpromote"),
-            creatable=False,
-        ),
-        EntitySet(
-            "queues",
-            "queue",
-            "queue",
-            "queueid",
-            lookups=(
-                Lookup("defaultmailbox", target="mailbox", writable=False),
-                Lookup("ownerid", target="systemuser"),
-            ),
-            navigation={"ownerid": "ownerid"},
-        ),
-        EntitySet(
-            "contacts",
-            "contact",
-            "contact",
-            "contactid",
-            lookups=(Lookup("parentcustomerid", typecolumn="parentcustomeridtype"),),
-            navigation=_nav("parentcustomerid", "parentcustomerid", ("account", "contact")),
-        ),
-        EntitySet("accounts", "account", "account", "accountid"),
-        EntitySet("leads", "lead", "lead", "leadid"),
-        EntitySet(
-            "mailboxes",
-            "mailbox",
-            "mailbox",
-            "mailboxid",
-            lookups=(
-                Lookup("emailserverprofile", target="emailserverprofile"),
-                Lookup("regardingobjectid", typecolumn="regardingobjecttypecode"),
-                Lookup("ownerid", target="systemuser"),
-            ),
-            navigation={
-                "emailserverprofile": "emailserverprofile",
-                "ownerid": "ownerid",
-                **_nav("regardingobjectid", "regardingobjectid", ("queue", "systemuser")),
-            },
-            booleans=frozenset(
-                {
-                    "enabledforincomingemail",
-                    "enabledforoutgoingemail",
-                    "isforwardmailbox",
-                    "processanddeleteemails",
-                    "testemailconfigurationscheduled",
-                }
-            ),
-        ),
-        EntitySet(
-            "emailserverprofiles",
-            "emailserverprofile",
-            "emailserverprofile",
-            "emailserverprofileid",
-            booleans=frozenset(
-                {
-                    "incomingusessl",
-                    "outgoingusessl",
-                    "incominguseimpersonation",
-                    "outgoinguseimpersonation",
-                    "useautodiscover",
-                    "usesamesettingsforoutgoingconnections",
-                    "moveundeliveredemails",
-                    "sendemailalert",
-                    "timeoutmailboxconnection",
-                }
-            ),
-        ),
-    )
-}
-
-BY_LOGICAL = {s.logical: s for s in SETS.values() if s.name != "usersettingscollection"}
+def build_sets(flavour: str) -> dict[str, EntitySet]:
+    """The entity sets of *flavour* whose entity the vendored schema has."""
+    schema: Schema = load_schema(flavour)
+    sets = {}
+    for mapping in MAPPINGS:
+        entity = schema.get(mapping.logical)
+        if entity is None:
+            continue
+        sets[mapping.entity_set] = EntitySet(
+            name=mapping.entity_set,
+            logical=mapping.logical,
+            table=mapping.table,
+            key=entity.primary_id,
+            schema=entity,
+            lookups=_lookups(entity, mapping),
+            binary=mapping.binary,
+            creatable=mapping.creatable,
+        )
+    return sets

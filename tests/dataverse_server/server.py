@@ -27,7 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from .model import SETS, EntitySet
+from .actions import Operations
+from .gate import segment_not_found
+from .metadata import csdl, entity_definitions
+from .model import EntitySet, build_sets
+from .schema import API_VERSION, FLAVOURS, SERVER_VERSION
 from .store import ODataError, Store, not_found
 
 API_PATH = re.compile(r"^(?P<org>/.*?)?/api/data/(?P<version>v\d+(?:\.\d+)?)/(?P<rest>.*)$")
@@ -78,6 +82,7 @@ class Logged:
     changesets: int = 0
     fault: str | None = None
     seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)  # "<code> <message>" of each refusal
 
     @property
     def is_batch(self) -> bool:
@@ -138,17 +143,29 @@ class FakeDataverse:
         self,
         database: str | Path,
         *,
+        flavour: str | None = None,
         org: str = "org",
-        api: str = "v9.2",
+        api: str | None = None,
         ntlm_users: dict[str, str] | None = None,  # {"DOMAIN\\user": password}
         bearer_token: str | None = None,
         host: str = "127.0.0.1",
+        caller: str | None = None,  # WhoAmI's UserId; default: the first systemuser
     ):
-        self.store = Store(database)
+        if flavour is None:  # an older call naming only the API version
+            flavour = "crm2016" if (api or "").startswith("v8") else "online"
+        if flavour not in FLAVOURS:
+            raise ValueError(f"unknown flavour {flavour!r}; one of {FLAVOURS}")
+        self.flavour = flavour
+        self.sets = build_sets(flavour)
+        self.store = Store(database, self.sets)
         self.org = org
-        self.api = api
+        self.api = api or API_VERSION[flavour]
+        self.caller = caller
+        self.operations = Operations(self)
+        self._csdl: bytes | None = None
         self.faults = Faults()
         self.log = RequestLog()
+        self.refusals: list[str] = []  # every error answered, in order (for test diagnostics)
         self.bearer_token = bearer_token
         self.ntlm_users = ntlm_users or {}
         self._user_file: str | None = None
@@ -194,8 +211,13 @@ class FakeDataverse:
 
     # -- one request --------------------------------------------------------------------------
 
+    def version_number(self, version: str) -> str:
+        """RetrieveVersion's answer: the flavour's build, or 8.2's on a v8.x URL."""
+        return SERVER_VERSION["crm2016" if self.v8(version) else self.flavour]
+
     def v8(self, version: str) -> bool:
-        return version.startswith("v8")
+        """CRM 2016 behaviour: a v8.x server, or a v8.x URL."""
+        return self.flavour == "crm2016" or version.startswith("v8")
 
     def execute(
         self,
@@ -212,6 +234,7 @@ class FakeDataverse:
         try:
             return self._execute(method, url, headers, body, base, refs, in_changeset)
         except ODataError as exc:
+            self.refusals.append(f"{exc.status} {exc.code} {exc.message}")
             payload = json.dumps(exc.body()).encode()
             return (
                 exc.status,
@@ -235,14 +258,24 @@ class FakeDataverse:
         else:
             match = API_PATH.match(path)
             if not match:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path}'.")
+                raise segment_not_found(path)
             rest = match.group("rest")
-            if rest in ("WhoAmI()", "RetrieveVersion()"):
-                return self._function(rest, match.group("version"))
+            query = dict(parse_qsl(parts.query, keep_blank_values=True))
+            if rest == "$metadata" and method == "GET":
+                if self._csdl is None:
+                    self._csdl = csdl(self.sets)
+                headers = {"Content-Type": "application/xml", "OData-Version": "4.0"}
+                return 200, headers, self._csdl, None
+            if rest.startswith("EntityDefinitions") and method == "GET":
+                data = entity_definitions(rest, query, self.sets, base)
+                return 200, _json_headers(), json.dumps(data).encode(), None
+            answer = self.operations.route(method, rest, query, body, base, match.group("version"))
+            if answer is not None:
+                return 200, _json_headers(), json.dumps(answer).encode(), None
             record = RECORD.match(rest)
-            es = SETS.get(record.group("set")) if record else None
+            es = self.sets.get(record.group("set")) if record else None
             if es is None:
-                raise ODataError(404, "0x80060888", f"Resource not found for the segment '{rest}'.")
+                raise segment_not_found(rest.split("(")[0])
             record_id = record.group("id")
             if record_id is not None:
                 record_id = record_id.strip("'")
@@ -322,22 +355,13 @@ class FakeDataverse:
             )
         return 204, headers, b"", (es, record_id)
 
-    def _function(self, name: str, version: str):
-        org = self.store.conn.execute("SELECT organizationid FROM organization LIMIT 1").fetchone()
-        if name == "WhoAmI()":
-            data = {
-                "UserId": str(uuid.UUID(int=1)),
-                "BusinessUnitId": str(uuid.UUID(int=2)),
-                "OrganizationId": org[0] if org else None,
-            }
-        else:
-            data = {"Version": "8.2.0.0" if self.v8(version) else "9.2.0.0"}
-        return 200, _json_headers(), json.dumps(data).encode(), None
-
     def _collection(self, es, query, select, annotate, prefer, base):
         try:
             pagesize = min(int(prefer.get("odata.maxpagesize", MAX_PAGE)), MAX_PAGE)
             top = int(query["$top"]) if "$top" in query else None
+            if "odata.maxpagesize" in prefer:
+                # "If you include both, $top is ignored." (page-results.md)
+                top = None
             offset = _skiptoken(query.get("$skiptoken"))
         except ValueError:
             raise ODataError(400, "0x80060888", "bad $top, $skiptoken or maxpagesize") from None
@@ -383,6 +407,7 @@ class FakeDataverse:
         keep_going = "odata.continue-on-error" in prefer and not self.v8(version)
         out: list[bytes] = []
         answer = f"batchresponse_{uuid.uuid4()}"
+        top_status = 200
         for part_headers, payload in _parts(body, boundary):
             failed = False
             inner = _boundary(part_headers.get("content-type", ""))
@@ -428,9 +453,16 @@ class FakeDataverse:
                 out.append(_response_part(answer, status, rh, rb, part_headers.get("content-id")))
                 failed = status >= 400
             if failed and not keep_going:
+                # "the batch fails on the first request ... The batch error represents the
+                # error of the first failing request": its status is the batch's status, the
+                # multipart body carries its answer (execute-batch-operations-using-web-api.md,
+                # "Handling errors"). The v8.x page documents no continue-on-error, so v8.x
+                # answers the same way; assumed, see README.md.
+                top_status = status
                 break
         out.append(f"--{answer}--\r\n".encode())
-        return 200, {"Content-Type": f"multipart/mixed; boundary={answer}"}, b"".join(out)
+        headers = {"Content-Type": f"multipart/mixed; boundary={answer}", "OData-Version": "4.0"}
+        return top_status, headers, b"".join(out)
 
 
 def _json_headers() -> dict[str, str]:

@@ -18,17 +18,14 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import requests
 
 from emailrouter_lib.crm.base import (
-    CORRELATION_CONVERSATIONINDEX,
-    CORRELATION_INREPLYTO,
     FILTER_ALL,
     PARTY_ENTITIES,
-    STATE_OPEN,
-    STATUS_DRAFT,
     EmailRef,
     NewAttachment,
     NewEmail,
@@ -36,14 +33,22 @@ from emailrouter_lib.crm.base import (
     Party,
     Recipient,
 )
-from emailrouter_lib.crm.conversation import base_conversation_index_hash
 from emailrouter_lib.crm.dataverse.batch import (
     BatchRequest,
     BatchResponse,
     decode_batch,
     encode_batch,
+    is_multipart,
 )
+from emailrouter_lib.crm.dataverse.incoming import email_requests, point_at
 from emailrouter_lib.crm.dataverse.mailbox_settings import MailboxSettingsOverWebApi
+from emailrouter_lib.crm.dataverse.metadata import (
+    SCHEMA_ENTITIES,
+    OrgSchema,
+    definition_path,
+    schema_from,
+    trimmed,
+)
 from emailrouter_lib.crm.dataverse.odata import (
     all_of,
     any_of,
@@ -53,6 +58,7 @@ from emailrouter_lib.crm.dataverse.odata import (
     query_path,
 )
 from emailrouter_lib.crm.dataverse.outgoing import OutgoingOverWebApi
+from emailrouter_lib.crm.dataverse.payload import PayloadRules
 from emailrouter_lib.crm.dataverse.session import (
     RETRY_STATUS,
     DataverseSession,
@@ -68,6 +74,13 @@ from emailrouter_lib.errors import CrmError, CrmRecordError
 # $batch may have, and below the URL limits of IIS for the odd plain GET.
 IN_CHUNK = 200
 RECORD_STATUS = (400, 413, 422)  # a change set refused for what one of its records holds
+# Change sets stay small: one transaction per change set, and every request of it counts
+# against the per-operation time limit online and the IIS request limits on-premises
+# (Microsoft advises small batches, execute-batch-operations-using-web-api.md).
+CHANGESET_REQUESTS = 100
+CHANGESET_BYTES = 8 * 1024 * 1024  # base64 attachment bodies per change set
+UNKNOWN_PROPERTY = "0x80060888"  # "Could not find a property named ..."
+SCHEMA_MAX_AGE = 24 * 3600.0  # seconds the state file's copy of the org's metadata is used
 
 LOOKUP_NAME = "Microsoft.Dynamics.CRM.lookuplogicalname"
 DUPLICATE_KEY = "0x80040237"  # "Cannot insert duplicate key" / a record with that key exists
@@ -187,6 +200,9 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         self._mailbox_of: dict[str, str | None] = {}  # accepting user/queue id -> its mailbox
         self._lock = threading.Lock()
         self._state: RouterState | None = None
+        self._schema_lock = threading.Lock()
+        self._rules: PayloadRules | None = None
+        self._write_notes: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"DataverseCrm({self.settings.base_url!r}, auth={self.settings.auth})"
@@ -210,25 +226,37 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def _read_headers(self) -> dict[str, str]:
+    def _read_headers(self, pagesize: int | None = None) -> dict[str, str]:
+        size = min(pagesize or self.settings.pagesize, self.settings.pagesize)
         return {
-            "Prefer": f"odata.maxpagesize={self.settings.pagesize},"
-            f'odata.include-annotations="{LOOKUP_NAME}"'
+            "Prefer": f'odata.maxpagesize={max(size, 1)},odata.include-annotations="{LOOKUP_NAME}"'
         }
 
-    def _pages(self, first: dict[str, Any]) -> list[dict[str, Any]]:
-        """The rows of a collection answer, following ``@odata.nextLink`` as it is given."""
+    def _pages(
+        self, first: dict[str, Any], *, limit: int | None = None, pagesize: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of a collection answer, following ``@odata.nextLink`` as it is given, and
+        no further than *limit* rows."""
         rows = list(first.get("value", []))
         link = first.get("@odata.nextLink")
-        while link:
-            page = self.session.json("GET", link, headers=self._read_headers(), what="next page")
+        while link and (limit is None or len(rows) < limit):
+            page = self.session.json(
+                "GET", link, headers=self._read_headers(pagesize), what="next page"
+            )
             rows += page.get("value", [])
             link = page.get("@odata.nextLink")
-        return rows
+        return rows if limit is None else rows[:limit]
 
-    def _get(self, path: str) -> list[dict[str, Any]]:
-        first = self.session.json("GET", path, headers=self._read_headers())
-        return self._pages(first)
+    def _get(self, path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The rows of a GET; with *limit*, at most that many.
+
+        No ``$top``: "If you include both [``$top`` and ``Prefer: odata.maxpagesize``], ``$top``
+        is ignored" (https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/page-results),
+        and every read needs maxpagesize for the lookup annotations' paging. So the page size is
+        the limit (up to the server's 5,000) and paging stops once *limit* rows are read.
+        """
+        first = self.session.json("GET", path, headers=self._read_headers(limit))
+        return self._pages(first, limit=limit, pagesize=limit)
 
     def _read_many(self, paths: Sequence[str]) -> list[list[dict[str, Any]]]:
         """Run GET queries as ``$batch`` parts (as many per batch as ``batch=`` allows).
@@ -299,19 +327,24 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
             headers={**headers, "Content-Type": content_type},
             what=what,
         )
-        if response.status_code >= 400:
+        content_type = response.headers.get("Content-Type", "")
+        # A stopped $batch answers with the failing request's status (400, 412...) at the top
+        # level *and* the multipart body holding that request's answer ("Handling errors",
+        # https://learn.microsoft.com/power-apps/developer/data-platform/webapi/execute-batch-operations-using-web-api#handling-errors):
+        # the parts are the answer; only a non-multipart error is about the batch itself.
+        if response.status_code >= 400 and not is_multipart(content_type):
             raise error_for(response, what, attempts=attempts)
         try:
-            return decode_batch(
-                response.headers.get("Content-Type", ""), response.content
-            ), attempts
+            return decode_batch(content_type, response.content), attempts
         except ValueError as exc:
+            if response.status_code >= 400:
+                raise error_for(response, what, attempts=attempts) from None
             raise CrmError(f"{self.url}: {what}: unreadable $batch answer ({exc})") from None
 
     # -- CrmBackend: lookups -------------------------------------------------------------------
 
     def organization(self) -> Organization:
-        rows = self._get(query_path("organizations", select=ORGANIZATION_SELECT, top=1))
+        rows = self._get(query_path("organizations", select=ORGANIZATION_SELECT), limit=1)
         if not rows:
             raise CrmError(f"{self.url}: the Web API returned no organization row")
         row = rows[0]
@@ -323,6 +356,12 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 for name, value in values.items()
             }
         )
+
+    def recipients(self) -> list[Recipient]:
+        """Every user and queue with an address (Load Data; see dataverse/recipients.py)."""
+        from emailrouter_lib.crm.dataverse.recipients import read_recipients
+
+        return read_recipients(self._read_many)
 
     def recipients_by_address(self, addresses: Iterable[str]) -> dict[str, list[Recipient]]:
         wanted = _normalise(addresses)
@@ -513,8 +552,8 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 select=EMAIL_REF_SELECT,
                 filter=eq("trackingtoken", token.strip()),
                 orderby="createdon desc",
-                top=1,
-            )
+            ),
+            limit=1,
         )
         return _email_ref(rows[0]) if rows else None
 
@@ -525,10 +564,19 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 select=EMAIL_REF_SELECT,
                 filter=eq("baseconversationindexhash", int(baseconversationindexhash)),
                 orderby="createdon desc",
-                top=1,
-            )
+            ),
+            limit=1,
         )
-        return _email_ref(rows[0]) if rows else None
+        if not rows:
+            return None
+        found = _email_ref(rows[0])
+        if found.conversationindex is None:
+            # Read-only on every flavour, so empty on the emails this router created: their
+            # Thread-Index is in the state file (stored by create_emails).
+            stored = self.state.thread_indexes([found.activityid])
+            if stored:
+                found = replace(found, conversationindex=stored[found.activityid.lower()])
+        return found
 
     def attachments_by_activity(self, activityids: Iterable[str]) -> dict[str, list[NewAttachment]]:
         wanted = list(dict.fromkeys(a for a in activityids if a))
@@ -571,67 +619,95 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
     def create_emails(self, emails: Sequence[NewEmail]) -> None:
         """Create the emails, their parties and attachments in ``$batch`` change sets.
 
-        One change set per ``$batch``, as large as ``batch=`` allows, never splitting an email
-        from its attachments. A change set is all or nothing; when one call needs more than one
-        change set (more than ~300 emails with the default limit), an error in a later one leaves
-        the earlier ones committed, and the message says so: the routing ledger's recovery then
-        finds exactly which activities exist.
+        Change sets of at most 100 requests and 8 MB of attachments, never splitting an email
+        from its attachments; as many change sets per ``$batch`` as ``batch=`` requests allow
+        (and 8 MB). A change set is all or nothing and a ``$batch`` stops at the first failed
+        one; an error leaves the earlier change sets committed, and the message says so: the
+        routing ledger's recovery then finds exactly which activities exist.
         """
         if not emails:
             return
-        mailboxes = self._receiving_mailboxes(
-            {e.acceptingentityid for e in emails if e.acceptingentityid}
-        )
-        groups: list[list[tuple[NewEmail, list[BatchRequest]]]] = [[]]
-        size = 0
+        accepting = {e.acceptingentityid for e in emails if e.acceptingentityid}
+        has_mailbox = self.rules.has("email", "receivingmailboxid")
+        mailboxes = self._receiving_mailboxes(accepting) if has_mailbox else {}
+        groups: list[_Group] = [_Group()]
+        limit = min(self.settings.batch, CHANGESET_REQUESTS)
         for email in emails:
-            parts = self._email_requests(email, mailboxes.get(email.acceptingentityid or ""))
-            if groups[-1] and size + len(parts) > self.settings.batch:
-                groups.append([])
-                size = 0
-            groups[-1].append((email, parts))
-            size += len(parts)
+            notes: list[str] = []
+            parts = self._email_requests(email, mailboxes.get(email.acceptingentityid or ""), notes)
+            if notes:
+                with self._lock:
+                    self._write_notes[email.activityid] = "; ".join(notes)
+            weight = sum(len(a.body) for a in email.attachments) * 4 // 3
+            last = groups[-1]
+            if last.emails and (
+                last.size + len(parts) > limit or last.weight + weight > CHANGESET_BYTES
+            ):
+                groups.append(_Group())
+            groups[-1].add(email, parts, weight)
         committed = 0
-        for group in groups:
-            self._commit_group(group, committed, len(emails))
-            committed += len(group)
+        for batch in _batches(groups, self.settings.batch, CHANGESET_BYTES):
+            self._commit_batch(batch, committed, len(emails))
+            committed += sum(len(g.emails) for g in batch)
+            # conversationindex is read-only in every flavour (email.md): keep it here.
+            indexes = {
+                e.activityid: e.conversationindex
+                for g in batch
+                for e, _ in g.emails
+                if e.conversationindex
+            }
+            if indexes:
+                self.state.store_thread_indexes(indexes)
 
-    def _commit_group(
-        self, group: list[tuple[NewEmail, list[BatchRequest]]], committed: int, total: int
+    def write_notes(self, activityids: Iterable[str]) -> dict[str, str]:
+        """What writing these emails changed in them (values cut to the org's MaxLength), for
+        the routing result rows; each note is handed out once."""
+        with self._lock:
+            return {a: n for a in activityids if (n := self._write_notes.pop(a, None))}
+
+    def _commit_batch(self, batch: list[_Group], committed: int, total: int) -> None:
+        """Send change sets in one ``$batch`` until each is committed (or found committed)."""
+        changesets = [group.changeset() for group in batch]
+        pending = list(range(len(batch)))
+        resent = False
+        while pending:
+            what = f"$batch creating {sum(len(batch[i].emails) for i in pending)} email(s)"
+            answers, attempts = self._post_batch_attempts(
+                [changesets[i] for i in pending], {}, what=what
+            )
+            resent = resent or attempts > 1
+            by_part: dict[int, list[BatchResponse]] = {}
+            for answer in answers:
+                by_part.setdefault(answer.part, []).append(answer)
+            done = 0
+            for position, index in enumerate(pending):
+                group, found = batch[index], by_part.get(position, [])
+                failed = next((a for a in found if not a.ok), None)
+                if failed is None and len(found) >= len(changesets[index]):
+                    done += 1
+                    continue
+                ids = [email.activityid for email, _ in group.emails]
+                # A change set sent again after a timeout: the first one may have committed.
+                if (
+                    failed is not None
+                    and resent
+                    and _is_duplicate(failed)
+                    and len(self.emails_by_activity_id(ids)) == len(ids)
+                ):
+                    done += 1
+                    break  # the batch stopped here: send the rest again
+                before = committed + sum(len(batch[i].emails) for i in pending[:position])
+                self._refused(group, failed, before, total)
+            pending = pending[done:]
+
+    def _refused(
+        self, group: _Group, failed: BatchResponse | None, committed: int, total: int
     ) -> None:
-        changeset: list[BatchRequest] = []
-        owner_of: dict[str, NewEmail] = {}
-        for email, parts in group:
-            for request in parts:
-                offset = len(changeset)
-                request.content_id = str(offset + 1)
-                owner_of[request.content_id] = email
-                changeset.append(request)
-        # Requests after the first of an email refer to the created email as $<its Content-ID>.
-        first_id = {id(email): None for email, _ in group}
-        for request in changeset:
-            email = owner_of[request.content_id]
-            if first_id[id(email)] is None:
-                first_id[id(email)] = request.content_id
-            else:
-                _point_at(request, f"${first_id[id(email)]}")
-        what = f"$batch creating {len(group)} email(s)"
-        answers, attempts = self._post_batch_attempts([changeset], {}, what=what)
-        failed = next((a for a in answers if not a.ok), None)
-        if failed is None and len(answers) >= len(changeset):
-            return
-        ids = [email.activityid for email, _ in group]
-        # A change set sent again after a timeout: the first one may have committed.
-        if (
-            failed is not None
-            and attempts > 1
-            and _is_duplicate(failed)
-            and len(self.emails_by_activity_id(ids)) == len(ids)
-        ):
-            return
-        culprit = owner_of.get(failed.content_id or "") if failed else None
-        culprit = culprit or group[0][0]
+        culprit = group.owner_of.get(failed.content_id or "") if failed else None
+        culprit = culprit or group.emails[0][0]
         code, message = odata_error(_json_or_none(failed)) if failed else ("", "no answer")
+        if code.lower() == UNKNOWN_PROPERTY:  # the org changed since its metadata was read
+            self.forget_schema()
         earlier = (
             f"; the {committed} email(s) of earlier change sets of this call were committed"
             if committed
@@ -641,39 +717,16 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         # throttling, a server fault, no answer) is the CRM's state and stops the mailbox.
         record = failed is not None and failed.status in RECORD_STATUS
         raise (CrmRecordError if record else CrmError)(
-            f"{self.url}: could not create {len(group)} of {total} email(s): the change set "
-            f"failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) with HTTP "
-            f"{failed.status if failed else '?'} {code} {message[:300]}; nothing of this change "
-            f"set was written{earlier}, the batch can be retried"
+            f"{self.url}: could not create {len(group.emails)} of {total} email(s): the change "
+            f"set failed at Message-ID {culprit.messageid} (activityid {culprit.activityid}) "
+            f"with HTTP {failed.status if failed else '?'} {code} {message[:300]}; nothing of "
+            f"this change set was written{earlier}, the batch can be retried"
         )
 
-    def _email_requests(self, email: NewEmail, mailboxid: str | None) -> list[BatchRequest]:
-        body = _email_body(email, send_readonly=self.settings.send_readonly)
-        if mailboxid:
-            body["receivingmailboxid@odata.bind"] = f"/mailboxes({mailboxid})"
-        requests_ = [BatchRequest("POST", self.session.url("emails"), body)]
-        if (email.statecode, email.statuscode) != (STATE_OPEN, STATUS_DRAFT):
-            # Create first, then set the state: the documented way (SetState is a PATCH).
-            requests_.append(
-                BatchRequest(
-                    "PATCH", "", {"statecode": email.statecode, "statuscode": email.statuscode}
-                )
-            )
-        for number, attachment in enumerate(email.attachments):
-            values: dict[str, Any] = {
-                "objectid_email@odata.bind": "",
-                "objecttypecode": "email",
-                "filename": attachment.filename,
-                "mimetype": attachment.mimetype,
-                "body": base64.b64encode(attachment.body).decode("ascii"),
-                "attachmentnumber": number,
-            }
-            if attachment.attachmentcontentid:
-                values["attachmentcontentid"] = attachment.attachmentcontentid
-            requests_.append(
-                BatchRequest("POST", self.session.url("activitymimeattachments"), values)
-            )
-        return requests_
+    def _email_requests(
+        self, email: NewEmail, mailboxid: str | None, notes: list[str]
+    ) -> list[BatchRequest]:
+        return email_requests(email, mailboxid, self.rules, self.session.url, entity_set, notes)
 
     def _receiving_mailboxes(self, accepting: set[str]) -> dict[str, str | None]:
         """The mailbox of each accepting user or queue (cached: it does not change in a run)."""
@@ -706,14 +759,11 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         name = (fullname or "").strip() or address.split("@", 1)[0]
         first, _, last = name.rpartition(" ") if " " in name else ("", "", name)
         contactid = str(uuid.uuid4())
-        body = {
-            "contactid": contactid,
-            "fullname": name,
-            "lastname": last,
-            "emailaddress1": address,
-        }
+        values = {"contactid": contactid, "lastname": last, "emailaddress1": address}
         if first:
-            body["firstname"] = first
+            values["firstname"] = first
+        notes: list[str] = []
+        body = self.rules.values("contact", values, create=True, notes=notes)
         data = json.dumps(body).encode("utf-8")
         what = f"create a contact for {address}"
         response, attempts = self.session.send(
@@ -729,6 +779,60 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
                 raise error_for(response, what, attempts=attempts)
         return Party("contact", contactid, name, address)
 
+    # -- what the org has (metadata.py) -------------------------------------------------------
+
+    @property
+    def rules(self) -> PayloadRules:
+        """The org's schema as payload rules, read on first use: once per connection, or
+        from the state file's copy when it is younger than a day."""
+        with self._schema_lock:
+            if self._rules is None:
+                self._rules = PayloadRules(
+                    self._read_schema(), send_readonly=self.settings.send_readonly
+                )
+            return self._rules
+
+    @property
+    def schema_findings(self) -> list[str]:
+        """What the router wanted to write and this org has no column for, or does not let a
+        create/update set ("email.inreplyto: read-only"), each once: for the run's report."""
+        rules = self._rules
+        return sorted(rules.skipped) if rules is not None else []
+
+    def forget_schema(self) -> None:
+        """Read the org's metadata again on next use (its copy in the state file too)."""
+        with self._schema_lock:
+            self._rules = None
+        self.state.forget_schema(self.settings.base_url)
+
+    def _read_schema(self) -> OrgSchema:
+        base = self.settings.base_url
+        known = self.state.schema_definitions(base, SCHEMA_ENTITIES, SCHEMA_MAX_AGE)
+        pending = [e for e in SCHEMA_ENTITIES if e not in known]
+        read: dict[str, dict[str, Any]] = {}
+        headers = {"Prefer": "odata.continue-on-error"} if self.settings.continue_on_error else {}
+        for _ in range(len(pending)):  # v8.x stops at the first failed part: send the rest again
+            if not pending:
+                break
+            answers = self._post_batch(
+                [BatchRequest("GET", self.session.url(definition_path(e))) for e in pending],
+                headers,
+                what=f"$batch reading the metadata of {len(pending)} entities",
+            )
+            again = []
+            for position, entity in enumerate(pending):
+                answer = answers[position] if position < len(answers) else None
+                if answer is None or answer.status in RETRY_STATUS:
+                    again.append(entity)
+                elif answer.ok:
+                    read[entity] = trimmed(answer.json() or {})
+                elif answer.status != 404:  # 404: the org has no such entity
+                    raise _part_error(answer, f"GET EntityDefinitions(LogicalName='{entity}')")
+            pending = again
+        if read:
+            self.state.store_schema_definitions(base, read)
+        return schema_from([*known.values(), *read.values()])
+
     # -- the router's own state (what Dataverse has no column for) -----------------------------
 
     @property
@@ -743,6 +847,52 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+class _Group:
+    """The emails of one change set, with their requests."""
+
+    def __init__(self) -> None:
+        self.emails: list[tuple[NewEmail, list[BatchRequest]]] = []
+        self.size = 0  # requests
+        self.weight = 0  # base64 attachment bytes
+        self.owner_of: dict[str, NewEmail] = {}
+
+    def add(self, email: NewEmail, parts: list[BatchRequest], weight: int) -> None:
+        self.emails.append((email, parts))
+        self.size += len(parts)
+        self.weight += weight
+
+    def changeset(self) -> list[BatchRequest]:
+        """The change set: Content-IDs 1..n; an email's later requests refer to it as $n."""
+        changeset: list[BatchRequest] = []
+        for email, parts in self.emails:
+            first: str | None = None
+            for request in parts:
+                request.content_id = str(len(changeset) + 1)
+                self.owner_of[request.content_id] = email
+                if first is None:
+                    first = request.content_id
+                else:
+                    point_at(request, f"${first}")
+                changeset.append(request)
+        return changeset
+
+
+def _batches(groups: list[_Group], requests: int, weight: int) -> list[list[_Group]]:
+    """Change sets gathered into ``$batch``es of at most *requests* requests and *weight*."""
+    batches: list[list[_Group]] = [[]]
+    size = load = 0
+    for group in groups:
+        if not group.emails:
+            continue
+        if batches[-1] and (size + group.size > requests or load + group.weight > weight):
+            batches.append([])
+            size = load = 0
+        batches[-1].append(group)
+        size += group.size
+        load += group.weight
+    return [b for b in batches if b]
 
 
 def _normalise(addresses: Iterable[str]) -> list[str]:
@@ -771,72 +921,6 @@ def _email_ref(row: dict[str, Any]) -> EmailRef:
 
 def _bind(logical_name: str | None, record_id: str) -> str:
     return f"/{entity_set(logical_name or '')}({record_id})"
-
-
-def _email_body(email: NewEmail, *, send_readonly: bool) -> dict[str, Any]:
-    hashed = email.baseconversationindexhash
-    if hashed is None:
-        hashed = base_conversation_index_hash(email.conversationindex)
-    body: dict[str, Any] = {
-        "activityid": email.activityid,
-        "subject": email.subject,
-        "description": email.description,
-        "directioncode": bool(email.directioncode),
-        "notifications": email.notifications,
-    }
-    optional = {
-        "sender": email.sender,
-        "torecipients": email.torecipients,
-        "messageid": email.messageid,
-        "trackingtoken": email.trackingtoken,
-        "baseconversationindexhash": hashed,
-        "mimetype": email.mimetype,
-    }
-    if send_readonly:
-        optional.update(
-            inreplyto=email.inreplyto,
-            conversationindex=email.conversationindex,
-            correlationmethod=email.correlationmethod or None,
-            senton=email.senton,
-        )
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if email.regardingobjectid and email.regardingobjecttypecode:
-        body[f"regardingobjectid_{email.regardingobjecttypecode}_email@odata.bind"] = _bind(
-            email.regardingobjecttypecode, email.regardingobjectid
-        )
-    if email.correlatedactivityid:
-        body["correlatedactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
-        if email.correlationmethod in (CORRELATION_INREPLYTO, CORRELATION_CONVERSATIONINDEX):
-            body["parentactivityid@odata.bind"] = _bind("email", email.correlatedactivityid)
-    if email.acceptingentityid and email.acceptingentitytypecode:
-        body[f"acceptingentityid_{email.acceptingentitytypecode}@odata.bind"] = _bind(
-            email.acceptingentitytypecode, email.acceptingentityid
-        )
-        if email.acceptingentitytypecode == "systemuser":  # a queue cannot own a record
-            body["ownerid@odata.bind"] = _bind("systemuser", email.acceptingentityid)
-    parties = []
-    for party in email.parties:
-        values: dict[str, Any] = {"participationtypemask": party.participationtypemask}
-        if party.addressused:
-            values["addressused"] = party.addressused
-        if party.unresolvedpartyname:
-            values["unresolvedpartyname"] = party.unresolvedpartyname
-        if party.partyid and party.partyobjecttypecode:
-            values[f"partyid_{party.partyobjecttypecode}@odata.bind"] = _bind(
-                party.partyobjecttypecode, party.partyid
-            )
-        parties.append(values)
-    if parties:
-        body["email_activity_parties"] = parties
-    return body
-
-
-def _point_at(request: BatchRequest, reference: str) -> None:
-    """Aim a follow-up request (state PATCH, attachment POST) at the email created as $n."""
-    if request.method == "PATCH":
-        request.url = reference
-    else:
-        request.body["objectid_email@odata.bind"] = reference
 
 
 def _json_or_none(answer: BatchResponse | None) -> Any:

@@ -32,6 +32,7 @@ class BatchResponse:
     headers: dict[str, str]
     body: bytes
     content_id: str | None = None
+    part: int = 0  # which top-level part of the $batch (a change set is one part)
 
     @property
     def ok(self) -> bool:
@@ -77,18 +78,31 @@ def _encode_request(request: BatchRequest) -> bytes:
 
 
 def decode_batch(content_type: str, body: bytes) -> list[BatchResponse]:
-    """Every response of a ``$batch`` answer, change sets flattened, in order."""
+    """Every response of a ``$batch`` answer, change sets flattened, in order; ``part`` says
+    which top-level part (request or change set) each answers. A failed change set answers
+    with its failing request only."""
     boundary = _boundary(content_type)
     if boundary is None:
         raise ValueError(f"not a multipart answer: Content-Type {content_type!r}")
     found: list[BatchResponse] = []
-    for headers, payload in _parts(body, boundary):
+    for part, (headers, payload) in enumerate(_parts(body, boundary)):
         inner = headers.get("content-type", "")
         if inner.lower().startswith("multipart/mixed"):
-            found += decode_batch(inner, payload)
+            for response in decode_batch(inner, payload):
+                response.part = part
+                found.append(response)
         else:
-            found.append(_decode_response(payload, headers.get("content-id")))
+            response = _decode_response(payload, headers.get("content-id"))
+            response.part = part
+            found.append(response)
     return found
+
+
+def is_multipart(content_type: str) -> bool:
+    """Whether an answer's Content-Type is a multipart body (a ``$batch`` answer to decode)."""
+    return content_type.strip().lower().startswith("multipart/mixed") and (
+        _boundary(content_type) is not None
+    )
 
 
 def _boundary(content_type: str) -> str | None:
@@ -139,4 +153,4 @@ def _decode_response(payload: bytes, content_id: str | None) -> BatchResponse:
     return BatchResponse(status, headers, body.strip(), content_id or headers.get("content-id"))
 
 
-__all__ = ["BatchRequest", "BatchResponse", "decode_batch", "encode_batch"]
+__all__ = ["BatchRequest", "BatchResponse", "decode_batch", "encode_batch", "is_multipart"]

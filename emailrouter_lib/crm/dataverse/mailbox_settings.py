@@ -47,9 +47,7 @@ class MailboxSettingsOverWebApi:
         name = str(values.get("name") or "").strip()
         if not name:
             raise CrmError(f"{self.url}: an email server profile needs a name")
-        path = query_path(
-            "emailserverprofiles", filter=eq("name", name), orderby="createdon asc", top=1
-        )
+        path = query_path("emailserverprofiles", filter=eq("name", name), orderby="createdon asc")
         return self._save("emailserverprofile", path, values, f"email server profile {name!r}")
 
     def save_mailbox(self, values: Mapping[str, Any]) -> RowChange:
@@ -66,8 +64,39 @@ class MailboxSettingsOverWebApi:
                 )
             condition = all_of(eq("emailaddress", address), eq("isforwardmailbox", True))
             what = f"forward mailbox {address}"
-        path = query_path("mailboxes", filter=condition, orderby="createdon asc", top=1)
+        path = query_path("mailboxes", filter=condition, orderby="createdon asc")
+        if owner and not self._rows(path, limit=1):
+            path = self._default_mailbox(str(owner), values.get(TYPE_COLUMN), what)
         return self._save("mailbox", path, values, what)
+
+    def _default_mailbox(self, owner: str, kind: str | None, what: str) -> str:
+        """The query finding the mailbox the platform made for a user or queue.
+
+        Dataverse creates the mailbox of every user and queue itself and links it through
+        ``systemuser.defaultmailbox`` / ``queue.defaultmailbox``; ``mailbox.regardingobjectid``
+        and ``isforwardmailbox`` are read-only (mailbox.md,
+        https://learn.microsoft.com/power-apps/developer/data-platform/reference/entities/mailbox),
+        so a mailbox created through the Web API is always an unlinked forward mailbox. A user or
+        queue without one is reported, never given a forward mailbox in its name.
+        """
+        key = owner.strip("{}").lower()
+        for entity in (kind,) if kind in ("systemuser", "queue") else ("systemuser", "queue"):
+            rows = self._rows(
+                query_path(
+                    f"{entity}s",
+                    select=(f"{entity}id", "_defaultmailbox_value"),
+                    filter=is_in(f"{entity}id", [key]),
+                ),
+                limit=1,
+            )
+            if rows and rows[0].get("_defaultmailbox_value"):
+                mailboxid = str(rows[0]["_defaultmailbox_value"])
+                return query_path("mailboxes", filter=is_in("mailboxid", [mailboxid]))
+        raise CrmError(
+            f"{self.url}: {what} does not exist. Dataverse creates the mailbox of a user or "
+            "queue itself (it cannot be created or linked through the Web API): check that the "
+            "user is enabled and licensed, or that the queue exists, then apply again"
+        )
 
     def delete_email_server_profile(self, emailserverprofileid: str) -> bool:
         return self._delete("emailserverprofiles", emailserverprofileid)
@@ -77,7 +106,8 @@ class MailboxSettingsOverWebApi:
 
     def set_email_connection_channel(self, value: int) -> RowChange:
         rows = self._rows(
-            query_path("organizations", select=("organizationid", "emailconnectionchannel"), top=1)
+            query_path("organizations", select=("organizationid", "emailconnectionchannel")),
+            limit=1,
         )
         if not rows:
             raise CrmError(f"{self.url}: the Web API returned no organization row")
@@ -128,17 +158,16 @@ class MailboxSettingsOverWebApi:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _rows(self, path: str) -> list[dict[str, Any]]:
-        first = self.session.json("GET", path, headers=self._read_headers())
-        return self._pages(first)
+    def _rows(self, path: str, *, limit: int | None = None) -> list[dict[str, Any]]:
+        return self._get(path, limit=limit)
 
     def _save(self, table: str, path: str, values: Mapping[str, Any], what: str) -> RowChange:
         id_column = f"{table}id"
-        rows = self._rows(path)
+        rows = self._rows(path, limit=1)
         if not rows:
             record_id = str(values.get(id_column) or uuid.uuid4())
             body = {id_column: record_id}
-            body.update(_body(table, values, None, create=True))
+            body.update(self._writable(table, _body(table, values, None, create=True), True))
             self.session.json("POST", SETS[table], body, what=f"create {what}")
             return RowChange(record_id, "created")
         row = rows[0]
@@ -155,11 +184,18 @@ class MailboxSettingsOverWebApi:
             changed[TYPE_COLUMN] = values[TYPE_COLUMN]
         self._patch(
             f"{SETS[table]}({row[id_column]})",
-            _body(table, changed, current, create=False),
+            self._writable(table, _body(table, changed, current, create=False), False),
             row.get("@odata.etag"),
             what,
         )
         return RowChange(str(row[id_column]), "updated", before)
+
+    def _writable(self, table: str, body: dict[str, Any], create: bool) -> dict[str, Any]:
+        """*body* without what the org lacks or does not let a create/update set (binds are
+        built for the org already)."""
+        binds = {k: v for k, v in body.items() if k.endswith("@odata.bind")}
+        plain = {k: v for k, v in body.items() if k not in binds}
+        return {**self.rules.values(table, plain, create=create, notes=[]), **binds}
 
     def _patch(self, path: str, body: dict[str, Any], etag: str | None, what: str) -> None:
         import json

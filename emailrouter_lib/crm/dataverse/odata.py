@@ -6,6 +6,7 @@ Lists of values go through the ``Microsoft.Dynamics.CRM.In`` query function, whi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
@@ -32,9 +33,16 @@ def eq(attribute: str, value: object) -> str:
 
 
 def is_in(attribute: str, values: Iterable[object]) -> str:
-    """``attribute`` is one of *values* (the ``In`` query function of the Web API)."""
-    items = ",".join(literal(v) for v in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName='{attribute}',PropertyValues=[{items}])"
+    """``attribute`` is one of *values* (the ``In`` query function of the Web API).
+
+    ``PropertyValues`` is a JSON array of strings: Microsoft's query docs ("Manage single quotes",
+    https://learn.microsoft.com/power-apps/developer/data-platform/webapi/query/filter-rows)
+    require double-quoted values there, since a value holding ``'`` (``o'brien@...``, legal in
+    addresses and Message-IDs) fails the OData form with "Invalid JSON. A comma character ','
+    was expected in scope 'Array'". ``json.dumps`` also escapes ``"`` and ``\\``.
+    """
+    items = json.dumps([str(v) for v in values], ensure_ascii=False, separators=(",", ":"))
+    return f"Microsoft.Dynamics.CRM.In(PropertyName='{attribute}',PropertyValues={items})"
 
 
 def any_of(*clauses: str) -> str:

@@ -23,6 +23,7 @@ from emailrouter_lib.crm.base import (
     PARTICIPATION_CC,
     PARTICIPATION_SENDER,
     PARTICIPATION_TO,
+    STATUS_DRAFT,
     EmailHashes,
     EmailStatusChange,
     OutgoingEmail,
@@ -86,6 +87,8 @@ SENDER_SELECT = {
     ),
 }
 RECIPIENTS = (PARTICIPATION_TO, PARTICIPATION_CC, PARTICIPATION_BCC)
+# statecode of each email statuscode (email.md): 0 Open, 1 Completed, 2 Canceled.
+STATE_OF_STATUS = {1: 0, 8: 0, 2: 1, 3: 1, 4: 1, 6: 1, 7: 1, 5: 2}
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,19 @@ class OutgoingOverWebApi:
                     eq("directioncode", True), any_of(*(eq("statuscode", c) for c in codes))
                 ),
                 orderby="modifiedon asc",
-                top=int(limit),
-            )
-        )[: int(limit)]
+            ),
+            limit=int(limit),
+        )
         if not rows:
             return []
         ids = [row["activityid"] for row in rows]
         parties: dict[str, list[dict[str, Any]]] = {}
         paths = [
-            query_path("activityparties", select=PARTY_SELECT, filter=is_in("activityid", chunk))
+            query_path(
+                "activityparties",
+                select=self.rules.select("activityparty", PARTY_SELECT),
+                filter=is_in("activityid", chunk),
+            )
             for chunk in chunks(ids, IN_CHUNK)
         ]
         for found in self._read_many(paths):
@@ -260,16 +267,8 @@ class OutgoingOverWebApi:
         claims = {c.activityid: (c.attemptid, etag) for c, etag in todo if c.attemptid}
         if claims:  # before the PATCH, so that a killed run still knows its claims
             self.state.begin_claims(claims)
-        requests_ = [
-            BatchRequest(
-                "PATCH",
-                self.session.url(f"emails({c.activityid})"),
-                self._status_body(c),
-                headers={"If-Match": etag, "Prefer": "return=representation"},
-            )
-            for c, etag in todo
-        ]
-        answers, repeated = self._write_each(requests_, what="$batch of email status changes")
+        items = [self._status_requests(c, etag) for c, etag in todo]
+        answers, repeated = self._write_each(items, what="$batch of email status changes")
         written: dict[str, str | None] = {}
         lost: list[EmailStatusChange] = []
         for (change, _), answer in zip(todo, answers, strict=True):
@@ -307,18 +306,52 @@ class OutgoingOverWebApi:
         )
         return set(written)
 
-    def _status_body(self, change: EmailStatusChange) -> dict[str, Any]:
-        body: dict[str, Any] = {"statecode": change.statecode, "statuscode": change.statuscode}
-        optional = {
+    def _status_requests(
+        self, change: EmailStatusChange, etag: str
+    ) -> BatchRequest | list[BatchRequest]:
+        """The PATCH(es) of one compare-and-set status change, in an order the platform takes.
+
+        Pending Send (6) and Sending (7) are statecode 1, *Completed* (email.md status table),
+        and the platform refuses an update of other columns of a closed activity ("Cannot update
+        Closed or Cancelled Activity"). So columns are written only while the email is open:
+        from a closed status to an open one (Failed), the state first, then the columns; from a
+        closed status to a closed one with columns (the claim's subject and tracking token, the
+        Message-ID when Sent), reopen as Draft, write the columns, close again. More than one
+        PATCH goes in one change set (all or nothing); the first carries ``If-Match``, so a
+        412 still means "someone else changed it" and nothing of it is written.
+        """
+        url = self.session.url(f"emails({change.activityid})")
+        columns = {
             "messageid": change.messageid,
             "deliveryattempts": change.deliveryattempts,
             "subject": change.subject,
             "trackingtoken": change.trackingtoken,
+            "senton": change.senton,  # read-only (email.md): left out by the rules
         }
-        if self.settings.send_readonly:
-            optional["senton"] = change.senton
-        body.update({k: v for k, v in optional.items() if v is not None})
-        return body
+        columns = self.rules.values(
+            "email",
+            {k: v for k, v in columns.items() if v is not None},
+            create=False,
+            notes=[],
+        )
+        state = {"statecode": change.statecode, "statuscode": change.statuscode}
+        closed_now = STATE_OF_STATUS.get(change.expected_statuscode, 0) != 0
+        last = {"Prefer": "return=representation"}
+        if not columns:
+            return BatchRequest("PATCH", url, state, headers={"If-Match": etag, **last})
+        if not closed_now:
+            return BatchRequest(
+                "PATCH", url, {**state, **columns}, headers={"If-Match": etag, **last}
+            )
+        if change.statecode == 0:
+            steps = [(state, {"If-Match": etag}), (columns, last)]
+        else:
+            reopen = {"statecode": 0, "statuscode": STATUS_DRAFT}
+            steps = [(reopen, {"If-Match": etag}), (columns, {}), (state, last)]
+        return [
+            BatchRequest("PATCH", url, body, headers=headers, content_id=str(n))
+            for n, (body, headers) in enumerate(steps, start=1)
+        ]
 
     def _versions(self, activityids: Sequence[str]) -> dict[str, _Version]:
         """ETag, status and the written columns of each email (lower-cased keys)."""
@@ -337,16 +370,17 @@ class OutgoingOverWebApi:
         return found
 
     def _write_each(
-        self, requests_: list[BatchRequest], *, what: str
+        self, items: list[BatchRequest | list[BatchRequest]], *, what: str
     ) -> tuple[list[BatchResponse], bool]:
-        """Send independent writes in ``$batch``es; return every final answer and whether any
-        batch was sent more than once (then a 412 may be our own earlier write).
+        """Send independent writes (a request, or a change set of several) in ``$batch``es;
+        return each item's final answer (a change set's failing answer, else its last) and
+        whether any batch was sent more than once (then a 412 may be our own earlier write).
 
-        Parts answered 429/503, and parts a v8.x server never ran after a failure, are sent
+        Items answered 429/503, and items a v8.x server never ran after a failure, are sent
         again; 412 and other client errors are answers, for the caller to judge.
         """
-        results: list[BatchResponse | None] = [None] * len(requests_)
-        pending = list(range(len(requests_)))
+        results: list[BatchResponse | None] = [None] * len(items)
+        pending = list(range(len(items)))
         repeated = False
         rounds = 0
         settings = self.settings
@@ -355,13 +389,17 @@ class OutgoingOverWebApi:
             rounds += 1
             again: list[int] = []
             delay = 0.0
-            for group in chunks(pending, settings.batch):
+            for group in _groups(pending, items, settings.batch):
                 answers, attempts = self._post_batch_attempts(
-                    [requests_[i] for i in group], headers, what=what
+                    [items[i] for i in group], headers, what=what
                 )
                 repeated = repeated or attempts > 1
+                by_part: dict[int, list[BatchResponse]] = {}
+                for answer in answers:
+                    by_part.setdefault(answer.part, []).append(answer)
                 for position, index in enumerate(group):
-                    answer = answers[position] if position < len(answers) else None
+                    found = by_part.get(position, [])
+                    answer = next((a for a in found if not a.ok), found[-1] if found else None)
                     if answer is None or answer.status in RETRY_STATUS:
                         again.append(index)
                         if answer is not None:
@@ -379,7 +417,43 @@ class OutgoingOverWebApi:
             pending = again
         return [r for r in results if r is not None], repeated
 
-    # -- tracking numbers -----------------------------------------------------------------------
+    # -- tracking tokens ------------------------------------------------------------------------
+
+    def issue_tracking_tokens(self, subjects: Mapping[str, str]) -> dict[str, str] | None:
+        """One token per email from the CRM's own counters: the unbound ``GetTrackingTokenEmail``
+        action (parameter ``Subject``, answer ``TrackingToken``; Dataverse and CRM 2016,
+        https://learn.microsoft.com/power-apps/developer/data-platform/webapi/reference/gettrackingtokenemail,
+        mt593007(v=crm.8)), all in one ``$batch``. Tokens the CRM issues cannot collide with
+        those it issues to SendEmail, workflows or other routers.
+
+        None when the org does not issue them to this caller (the action is unknown, or the
+        router's user lacks the privilege): then routing falls back to the named local
+        fallback, ``allocate_tracking_numbers`` (user numbers in the state file).
+        """
+        if not subjects or getattr(self, "_no_crm_tokens", False):
+            return None
+        ids = list(subjects)
+        items: list[BatchRequest | list[BatchRequest]] = [
+            BatchRequest(
+                "POST", self.session.url("GetTrackingTokenEmail"), {"Subject": subjects[a] or ""}
+            )
+            for a in ids
+        ]
+        answers, _ = self._write_each(items, what="$batch of GetTrackingTokenEmail")
+        tokens: dict[str, str] = {}
+        for activityid, answer in zip(ids, answers, strict=True):
+            token = (_json(answer) or {}).get("TrackingToken") if answer.ok else None
+            if not token:
+                if answer.status in (400, 403, 404, 501):
+                    self._no_crm_tokens = True  # this org or user: the local fallback from now on
+                    return None
+                raise error_for(
+                    None, "GetTrackingTokenEmail", status=answer.status, body=_json(answer)
+                )
+            tokens[activityid] = str(token)
+        return tokens
+
+    # -- tracking numbers: the local fallback ---------------------------------------------------
 
     def allocate_tracking_numbers(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
         wanted = {uid: int(n) for uid, n in counts.items() if uid and int(n) > 0}
@@ -441,6 +515,23 @@ class OutgoingOverWebApi:
     def last_delivery_error(self, activityid: str) -> str | None:
         """The error of the email's last failed delivery (kept in the router's state file)."""
         return self.state.last_error(activityid)
+
+
+def _groups(
+    pending: list[int], items: Sequence[BatchRequest | list[BatchRequest]], limit: int
+) -> list[list[int]]:
+    """*pending* items in groups of at most *limit* requests per ``$batch``."""
+    groups: list[list[int]] = [[]]
+    size = 0
+    for index in pending:
+        item = items[index]
+        weight = len(item) if isinstance(item, list) else 1
+        if groups[-1] and size + weight > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += weight
+    return [g for g in groups if g]
 
 
 def _party_type(party: Mapping[str, Any]) -> str | None:

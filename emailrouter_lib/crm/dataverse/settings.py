@@ -24,8 +24,9 @@ lives under ``<path>/api/data/<api>/``. Options, all optional:
 ``timeout``    seconds per HTTP request (default 60)
 ``max_wait``   seconds one call may spend waiting on 429/503 ``Retry-After`` (default 300)
 ``retries``    attempts after a timeout, a dropped connection or a 429/503 (default 8)
-``readonly``   ``send`` (default) or ``omit``: whether to send inreplyto, conversationindex and
-               correlationmethod, which Dataverse documents as read-only on ``email``
+``readonly``   ``omit`` (default) or ``send``: whether to send attributes the org's metadata says
+               are not valid for create/update (inreplyto, conversationindex, correlationmethod,
+               senton on ``email``...); the platform ignores them, so ``send`` only adds bytes
 ``ca``         a CA bundle file for https (default: the system's)
 ``state``      the router's own state file for what Dataverse has no column for (send attempts,
                the last delivery error, tracking counters and user numbers, smart-matching hashes;
@@ -94,7 +95,7 @@ class DataverseSettings:
     timeout: float = 60.0
     max_wait: float = 300.0
     retries: int = 8
-    send_readonly: bool = True
+    send_readonly: bool = False
     ca: str | None = None
     state: str | None = None  # path of the router's state file (None: the default per org)
 
@@ -177,7 +178,7 @@ def parse_dataverse_url(url: str) -> DataverseSettings:
     if missing:
         raise CrmURLError(f"CRM URL {_redact(text)!r}: auth={auth} needs {', '.join(missing)}")
     port = f":{parts.port}" if parts.port else ""
-    readonly = options.get("readonly", "send")
+    readonly = options.get("readonly", "omit")
     if readonly not in ("send", "omit"):
         raise CrmURLError(f"CRM URL {_redact(text)!r}: readonly={readonly!r}; use send or omit")
     return DataverseSettings(

@@ -10,14 +10,20 @@ Microsoft Email Router harder, so they live in one small SQLite file that the ro
                     Dataverse (``PATCH`` with ``If-Match``), so two routers never both claim an
                     email; the file only lets *this* router recognise its own claims after a
                     crash. The last delivery error of an email is kept here too.
-``trackingcounter`` the per-user counter inside tracking tokens (the server's counter is only
-                    reachable through ``GetTrackingTokenEmail``, which the Web API of CRM 2016 does
-                    not expose to a third-party sender). On first use for a user it continues after
-                    the highest counter in that user's stored tokens.
-``trackinguser``    the user number inside tracking tokens (``CRM:0<user><counter>``), assigned
-                    1, 2, 3 ... in the order users first send through this router.
+``trackingcounter`` the local fallback for tracking tokens: the router asks the CRM for them
+                    (``GetTrackingTokenEmail``, which the Web API of CRM 2016 and Dataverse
+                    both have, mt593007(v=crm.8)); only when the org refuses it to the router's
+                    user does it count here, per user, continuing after the highest counter
+                    in that user's stored tokens.
+``trackinguser``    the user number of that fallback (``CRM:0<user><counter>``), assigned
+                    1, 2, 3 ... in the order users first send through this router: such tokens
+                    can collide with ones the CRM issues, which is why it is only a fallback.
 ``emailhash``       smart-matching hashes (Dataverse's ``EmailHash`` table is internal, not in the
                     Web API): only emails this router created or sent are candidates.
+``threadindex``     the Thread-Index of emails this router created (``conversationindex`` is
+                    read-only: not valid for create in any flavour).
+``orgschema``       the org's entity metadata per Web API root (see ``metadata.py``), re-read
+                    after a day or when the org refuses a name.
 
 Consequences (documented in the README): keep the file (back it up with the ledgers); run one
 router per organisation for outgoing mail if tracking tokens must stay unique across routers.
@@ -27,9 +33,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +72,17 @@ CREATE TABLE IF NOT EXISTS emailhash (
 );
 CREATE INDEX IF NOT EXISTS emailhash_hash ON emailhash (hashtype, hash);
 CREATE INDEX IF NOT EXISTS emailhash_activityid ON emailhash (activityid);
+CREATE TABLE IF NOT EXISTS orgschema (
+    baseurl    TEXT NOT NULL,  -- lower-cased Web API root: one org and API version
+    entity     TEXT NOT NULL,
+    readat     REAL NOT NULL,  -- seconds since the epoch
+    definition TEXT NOT NULL,  -- JSON, metadata.trimmed()
+    PRIMARY KEY (baseurl, entity)
+);
+CREATE TABLE IF NOT EXISTS threadindex (
+    activityid        TEXT PRIMARY KEY,  -- lower-cased
+    conversationindex TEXT NOT NULL
+);
 """
 
 
@@ -303,6 +322,75 @@ class RouterState:
             ):
                 found[activityid][0 if kind == HASH_SUBJECT else 1].append(value)
         return {a: EmailHashes(tuple(s), tuple(h)) for a, (s, h) in found.items()}
+
+    # -- the org's metadata (crm/dataverse/metadata.py) ---------------------------------------
+
+    @_serialised
+    def schema_definitions(
+        self, base_url: str, entities: Iterable[str], max_age: float
+    ) -> dict[str, dict[str, Any]]:
+        """The definitions read from this org and API version less than *max_age* s ago."""
+        wanted = list(entities)
+        if not wanted:
+            return {}
+        rows = self.conn.execute(
+            "SELECT entity, definition FROM orgschema WHERE baseurl = ? AND readat >= ? AND "
+            f"entity IN ({','.join('?' * len(wanted))})",
+            [base_url.lower(), time.time() - max_age, *wanted],
+        ).fetchall()
+        return {entity: json.loads(definition) for entity, definition in rows}
+
+    @_serialised
+    def store_schema_definitions(
+        self, base_url: str, definitions: Mapping[str, Mapping[str, Any]]
+    ) -> None:
+        now = time.time()
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO orgschema (baseurl, entity, readat, definition) "
+                "VALUES (?, ?, ?, ?)",
+                [
+                    (base_url.lower(), entity, now, json.dumps(definition))
+                    for entity, definition in definitions.items()
+                ],
+            )
+
+    @_serialised
+    def forget_schema(self, base_url: str) -> None:
+        """Drop the cached metadata (the org refused a name it should have: it changed)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM orgschema WHERE baseurl = ?", (base_url.lower(),))
+
+    # -- Thread-Index of the emails this router created ---------------------------------------
+
+    @_serialised
+    def store_thread_indexes(self, indexes: Mapping[str, str]) -> None:
+        """``email.conversationindex`` is read-only (not valid for create, email.md): the
+        Thread-Index of each email the router creates is kept here, so Thread-Index correlation
+        can still compare conversations with those emails."""
+        rows = [(a.lower(), v) for a, v in indexes.items() if a and v]
+        if rows:
+            with self.transaction() as conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO threadindex (activityid, conversationindex) "
+                    "VALUES (?, ?)",
+                    rows,
+                )
+
+    @_serialised
+    def thread_indexes(self, activityids: Iterable[str]) -> dict[str, str]:
+        ids = sorted({a.lower() for a in activityids if a})
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            found.update(
+                self.conn.execute(
+                    "SELECT activityid, conversationindex FROM threadindex "
+                    f"WHERE activityid IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        return found
 
 
 __all__ = ["AttemptRecord", "RouterState", "default_state_path"]
