@@ -574,8 +574,12 @@ def test_add_to_queue_creates_then_moves_the_queue_item(api):
         f"queues({demo.SALES.id})/Microsoft.Dynamics.CRM.AddToQueue", {"Target": target}
     )
     assert moved.json()["QueueItemId"] == first.json()["QueueItemId"]
-    item = api.get(f"queueitems({first.json()['QueueItemId']})?$select=_queueid_value").json()
+    item = api.get(
+        f"queueitems({first.json()['QueueItemId']})?$select=_queueid_value,_objectid_value",
+        Prefer='odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"',
+    ).json()
     assert item["_queueid_value"] == demo.SALES.id
+    assert item["_objectid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "email"
     refused(
         api.post(f"queues({uuid.uuid4()})/Microsoft.Dynamics.CRM.AddToQueue", {"Target": target}),
         404,
