@@ -150,6 +150,17 @@ def test_the_routers_own_columns_are_not_dataverse_attributes(api):
     assert rows[0]["incomingemailfilteringmethod"] == 0
 
 
+def test_reading_an_attribute_nothing_stored_is_null_and_adds_no_column(api):
+    email = new_email(api)
+    row = api.get(f"emails({email})?$select=lastopenedtime").json()
+    assert row["lastopenedtime"] is None
+    found = api.get("emails?$select=subject&$filter=lastopenedtime eq null&$orderby=lastopenedtime")
+    assert email in [r["activityid"] for r in found.json()["value"]]
+    with sqlite3.connect(api.server.store.path) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(email)")}
+    assert "lastopenedtime" not in columns
+
+
 def test_lookups_read_as_value_properties_only(api):
     email = new_email(api, **{"parentactivityid@odata.bind": f"/emails({new_email(api)})"})
     refused(api.get(f"emails({email})?$select=parentactivityid"), 400, UNKNOWN)

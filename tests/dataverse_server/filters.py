@@ -121,7 +121,8 @@ def json_array(text: str) -> list[object]:
 
 
 def compile_filter(text: str, column: Callable[..., str]) -> tuple[str, list[object]]:
-    """SQL text and parameters for *text*; *column* maps a property name to a column or raises."""
+    """SQL text and parameters for *text*; *column* maps a property name to an SQL expression
+    (a quoted column, or NULL for an attribute nothing has stored yet) or raises."""
     parser = _Parser(tokenize(text), column)
     sql = parser.expression()
     if parser.position != len(parser.tokens):
@@ -189,7 +190,7 @@ class _Parser:
             self.take(")")
             pattern = {"contains": "%{}%", "startswith": "{}%", "endswith": "%{}"}[lowered]
             self.params.append(pattern.format(value.replace("%", r"\%").replace("_", r"\_")))
-            return f"(\"{column}\" LIKE ? ESCAPE '\\')"
+            return f"({column} LIKE ? ESCAPE '\\')"
         column = self.column(name)
         operator = self.take()[1].lower()
         if operator not in OPERATORS:
@@ -198,9 +199,9 @@ class _Parser:
         if value is None:
             if operator not in ("eq", "ne"):
                 raise FilterError("null compares only with eq and ne")
-            return f'("{column}" IS {"NOT " if operator == "ne" else ""}NULL)'
+            return f"({column} IS {'NOT ' if operator == 'ne' else ''}NULL)"
         self.params.append(value)
-        return f'("{column}" {OPERATORS[operator]} ? COLLATE NOCASE)'
+        return f"({column} {OPERATORS[operator]} ? COLLATE NOCASE)"
 
     def in_function(self) -> str:
         self.take("(")
@@ -219,7 +220,7 @@ class _Parser:
             raise FilterError("PropertyValues must not be empty")
         self.params += values
         marks = ",".join("?" * len(values))
-        return f'("{column}" COLLATE NOCASE IN ({marks}))'
+        return f"({column} COLLATE NOCASE IN ({marks}))"
 
     def literal(self) -> object:
         kind, text = self.take()

@@ -5,8 +5,8 @@ navigations for deep insert — come only from the flavour's vendored metadata. 
 what the schema cannot say: which SQLite table (the router's own ``schema.sql``, so tests seed
 and inspect with ``SqliteCrm``) holds each entity, where a polymorphic lookup keeps its target's
 logical name, and which columns are binary. A schema attribute the table lacks gets a column
-the first time it is used (``Store.ensure_column``); table columns the schema lacks (the
-router's own bookkeeping) are never served.
+the first time it is written (``Store.ensure_column``; reads answer null); table columns the
+schema lacks (the router's own bookkeeping) are never served.
 """
 
 from __future__ import annotations

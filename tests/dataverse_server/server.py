@@ -82,7 +82,6 @@ class Logged:
     changesets: int = 0
     fault: str | None = None
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)  # "<code> <message>" of each refusal
 
     @property
     def is_batch(self) -> bool:
