@@ -320,7 +320,7 @@ class OutgoingOverWebApi:
         PATCH goes in one change set (all or nothing); the first carries ``If-Match``, so a
         412 still means "someone else changed it" and nothing of it is written. That a caller
         may set a Completed email back to an open status is not documented (the same open
-        question as Sending -> Failed, dataverse-research.md §1.9): the live tests check it.
+        question as Sending -> Failed, dataverse-research.md §1.9): check it on a live org.
         """
         url = self.session.url(f"emails({change.activityid})")
         columns = {
