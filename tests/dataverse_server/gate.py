@@ -38,6 +38,10 @@ MAX_LENGTH = "0x80044331"
 RECORD_NOT_FOUND = "0x80040217"
 BAD_REQUEST = "0x80060888"  # assumed for other malformed requests (filter syntax, ...)
 CLOSED_ACTIVITY = "0x80040203"  # assumed: the message is reported, the code is not
+# InvalidStateCodeStatusCode (-2147187704 reported by a Web API client with "State code is
+# invalid or state code is valid but status code is invalid for a specified state code."; the
+# platform's text "<n> is not a valid status code for state code <Entity>State.<State> ...").
+INVALID_STATUS = "0x80048408"
 
 
 class ODataError(Exception):
@@ -171,3 +175,32 @@ def check_closed_activity(es: EntitySet, row: Any, values: dict[str, Any]) -> No
             f"Cannot update Closed or Cancelled Activity: {es.logical} "
             f"{row[es.key]} is statecode {row['statecode']}; attributes {', '.join(others)}.",
         )
+
+
+def settle_state(es: EntitySet, values: dict[str, Any], row: Any, record_id: str) -> None:
+    """The statecode/statuscode pair after this write, as the platform settles it: a new state
+    without a status gets the state's default status; a status must belong to its state
+    (statuscode options with their State, from the page)."""
+    status_attr = es.schema.raw.get("attributes", {}).get("statuscode") or {}
+    state_attr = es.schema.raw.get("attributes", {}).get("statecode") or {}
+    to_state = {int(k): v for k, v in (status_attr.get("status_to_state") or {}).items()}
+    if not to_state or ("statecode" not in values and "statuscode" not in values):
+        return
+    defaults = {int(k): v for k, v in (state_attr.get("state_default_status") or {}).items()}
+    current = dict(zip(row.keys(), tuple(row), strict=True)) if row is not None else {}
+    state = values.get("statecode", current.get("statecode", 0))
+    if "statuscode" not in values:
+        if "statecode" in values and state in defaults:
+            values["statuscode"] = defaults[state]
+        return
+    status = values["statuscode"]
+    if status is None or to_state.get(status) == state:
+        return
+    names = state_attr.get("state_invariant_names") or state_attr.get("options") or {}
+    name = names.get(str(state), state)
+    raise ODataError(
+        400,
+        INVALID_STATUS,
+        f"{status} is not a valid status code for state code {es.schema.schema_name}State."
+        f"{name} on {es.logical} with Id {record_id}.",
+    )

@@ -210,6 +210,7 @@ class Store:
             values["filesize"] = len(values.get("body") or b"")
         _computed(es, values, None)
         _defaults(es, values, self.columns[es.table])
+        gate.settle_state(es, values, None, record_id)
         self.insert(es, values)
         for name, items in children.items():
             collection = es.collections[name]
@@ -254,6 +255,7 @@ class Store:
         row = self.get(es, record_id)
         if es.logical in ACTIVITIES:
             gate.check_closed_activity(es, row, values)
+        gate.settle_state(es, values, row, record_id)
         _computed(es, values, row)
         self.write(es, record_id, values)
 
