@@ -87,12 +87,12 @@ def new_email(**changes) -> NewEmail:
     return NewEmail(**values)
 
 
-def build(flavour: str, email: NewEmail | None = None):
+def build(flavour: str, email: NewEmail | None = None, payload_rules: PayloadRules | None = None):
     notes: list[str] = []
     requests_ = email_requests(
         email or new_email(),
         "44444444-4444-4444-4444-444444444444",
-        rules(flavour),
+        payload_rules or rules(flavour),
         lambda path: f"https://org.example/api/data/v9.2/{path}",
         lambda name: {"mailbox": "mailboxes", "queue": "queues"}.get(name, f"{name}s"),
         notes,
@@ -114,6 +114,17 @@ def test_online_binds_the_documented_navigation_names_and_drops_read_only_column
     assert notes == [
         "activityparty.addressused cut from 321 to 320 characters (the org's MaxLength)"
     ]
+
+
+def test_what_is_left_out_is_noted_once_for_the_org():
+    online = rules("online")
+    build("online", payload_rules=online)
+    build("online", payload_rules=online)
+    assert {"email.inreplyto: read-only", "email.conversationindex: read-only"} <= online.skipped
+    onprem = rules("onprem")
+    build("onprem", payload_rules=onprem)
+    assert "activityparty.unresolvedpartyname: not in this org" in onprem.skipped
+    assert "email.receivingmailboxid: not in this org" in onprem.skipped
 
 
 def test_on_premises_sends_only_what_the_org_has():

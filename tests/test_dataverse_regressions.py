@@ -354,3 +354,39 @@ def test_an_email_routed_to_the_support_queue_is_in_that_queue(flavoured_dataver
     finally:
         crm.close()
     assert [i["_queueid_value"].lower() for i in items] == [demo.SUPPORT.id.lower()]
+
+
+# -- what reading the org costs ---------------------------------------------------------------
+
+
+def _metadata_reads(server) -> int:
+    return sum(
+        1
+        for e in server.log
+        if any(t.startswith("EntityDefinitions") for _, t, _ in e.parts)
+        or "EntityDefinitions" in e.path
+    )
+
+
+def test_the_metadata_is_read_once_per_connection_and_then_from_the_state_file(
+    flavoured_dataverse, tmp_path
+):
+    """The metadata read is one ``$batch`` per connection, not per routing batch; a later
+    connection with the same state file reads none (the copy is a day old at most)."""
+    first = routed(flavoured_dataverse, tmp_path, *[message(f"m {n}") for n in range(5)])
+    assert first.counts == {"created": 5}
+    assert _metadata_reads(flavoured_dataverse) == 1
+    crm = open_crm(state_url(flavoured_dataverse, tmp_path))
+    try:
+        assert crm.rules.schema.get("email") is not None
+        assert "email.inreplyto: read-only" not in crm.schema_findings  # nothing built yet
+    finally:
+        crm.close()
+    drop(tmp_path / "Maildir", message("later"))
+    again = route(
+        state_url(flavoured_dataverse, tmp_path),
+        maildir_url(tmp_path / "Maildir", owner=SUPPORT),
+        ledger=str(tmp_path / "ledger.sqlite"),
+    )
+    assert again.counts == {"created": 1}
+    assert _metadata_reads(flavoured_dataverse) == 1

@@ -318,7 +318,9 @@ class OutgoingOverWebApi:
         closed status to a closed one with columns (the claim's subject and tracking token, the
         Message-ID when Sent), reopen as Draft, write the columns, close again. More than one
         PATCH goes in one change set (all or nothing); the first carries ``If-Match``, so a
-        412 still means "someone else changed it" and nothing of it is written.
+        412 still means "someone else changed it" and nothing of it is written. That a caller
+        may set a Completed email back to an open status is not documented (the same open
+        question as Sending -> Failed, dataverse-research.md §1.9): check it on a live org.
         """
         url = self.session.url(f"emails({change.activityid})")
         columns = {
