@@ -640,6 +640,10 @@ def _handler_for(server: FakeDataverse) -> type[BaseHTTPRequestHandler]:
                     _json_headers(),
                     json.dumps(exc.body()).encode(),
                 )
+            except Exception:  # a bug of the fake: answer 500, and leave no transaction open
+                with server.store.lock:
+                    server.store.rollback()
+                raise
             entry.status = status
             if fault and fault.kind == "timeout":
                 entry.fault = "timeout"

@@ -50,10 +50,9 @@ class Store:
         self.conn.execute("PRAGMA busy_timeout = 30000")
         for ddl in EXTRA_TABLES.values():
             self.conn.execute(ddl)
-        self.columns = {
-            table: [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")]
-            for table in {es.table for es in sets.values()}
-        }
+        self.tables = {es.table for es in sets.values()}
+        self.columns: dict[str, list[str]] = {}
+        self._read_columns()
         # Dataverse's versionnumber: one counter for the whole org, bumped by every write through
         # the Web API. The ETag also hashes the row, so edits a test makes directly in SQLite
         # (a user cancelling an email) change it too.
@@ -179,6 +178,14 @@ class Store:
     def rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+            # a column ensure_column added in the rolled-back transaction is gone again
+            self._read_columns()
+
+    def _read_columns(self) -> None:
+        self.columns = {
+            table: [row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")]
+            for table in self.tables
+        }
 
     def create(
         self,
