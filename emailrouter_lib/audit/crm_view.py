@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from emailrouter_lib.crm.base import CrmBackend, Organization
+from emailrouter_lib.crm.base import CrmBackend, Organization, require
 
 DELIVERY = {0: "none", 1: "Outlook", 2: "Email Router", 3: "forward mailbox"}
 APPROVAL = {0: "empty", 1: "approved", 2: "pending approval", 3: "rejected"}
@@ -86,25 +86,18 @@ def read_crm(crm: CrmBackend | None) -> CrmView:
         return view
     view.url = crm.url
     view.organization = crm.organization()
-    rows = getattr(crm, "rows", None)
-    records = getattr(crm, "recipients", None)
-    if records is None:
-        view.limits.append("this CRM backend cannot list its users and queues")
-        return view
-    mailbox_rows: dict[str, dict[str, Any]] = {}
-    if rows is None:
-        view.limits.append("this CRM backend cannot list mailbox records (statuses unknown)")
-    else:
-        for row in rows("mailbox"):
-            mailbox_rows[str(row["mailboxid"]).lower()] = row
-        owners = {
-            str(r["systemuserid"]).lower(): r.get("defaultmailbox") for r in rows("systemuser")
-        } | {str(r["queueid"]).lower(): r.get("defaultmailbox") for r in rows("queue")}
-    for record in records():
+    # Both declared roles, checked up front: the users and queues (RecipientDirectory) and their
+    # mailbox records, each regarding its user or queue (MailboxSettingsStore).
+    records = require(crm, "list its users and queues").recipients()
+    mailboxes = require(crm, "read and write mailbox settings").mailboxes()
+    by_owner = {
+        str(row["regardingobjectid"]).strip("{}").lower(): row
+        for row in mailboxes
+        if row.get("regardingobjectid") and not row.get("isforwardmailbox")
+    }
+    for record in records:
         kind = "user" if record.entity == "systemuser" else "queue"
-        box = {}
-        if rows is not None:
-            box = mailbox_rows.get(str(owners.get(record.id.lower()) or "").lower(), {})
+        box = by_owner.get(record.id.strip("{}").lower(), {})
         found = CrmMailbox(
             kind=kind,
             id=record.id.lower(),
@@ -119,7 +112,7 @@ def read_crm(crm: CrmBackend | None) -> CrmView:
             mailbox_address=(box.get("emailaddress") or "").lower() or None,
         )
         _add(view, found)
-    for row in mailbox_rows.values():
+    for row in mailboxes:
         if row.get("isforwardmailbox") and row.get("emailaddress"):
             found = CrmMailbox(
                 kind="forward",

@@ -142,8 +142,10 @@ def _finish_publish(config, target: str, *, apply: bool, backup: bool) -> int:
 
 
 def _records(crm) -> list:
-    """Every user and queue of the CRM (SQLite or Dataverse: both list them for Load Data)."""
-    return list(crm.recipients())
+    """Every user and queue of the CRM (SQLite or Dataverse: both declare RecipientDirectory)."""
+    from emailrouter_lib.crm.base import require
+
+    return list(require(crm, "list its users and queues").recipients())
 
 
 __all__ = ["register"]

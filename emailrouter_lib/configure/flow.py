@@ -15,6 +15,7 @@ from emailrouter_lib.config.edit import SAMPLE_CONFIG, ConfigEditor, apply_param
 from emailrouter_lib.config.load_data import LoadDataPlan, apply_load_data, plan_load_data
 from emailrouter_lib.config.publish import PublishPlan, PublishResult, apply_publish, plan_publish
 from emailrouter_lib.config.validation import ValidationReport
+from emailrouter_lib.crm.base import require
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mailboxes import access
 from emailrouter_lib.run_summary import RunRecord, run_summary
@@ -284,7 +285,7 @@ def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
 
         crm = open_crm(p.crm)
         try:
-            records = crm.recipients()
+            records = require(crm, "list its users and queues").recipients()
         finally:
             crm.close()
         load_plan = plan_load_data(

@@ -282,6 +282,12 @@ class CrmBackend(Protocol):
         """Create a contact for an unknown sender (when the receiving user asks for it)."""
         ...
 
+    def write_notes(self, activityids: Iterable[str]) -> dict[str, str]:
+        """What writing these emails changed in them (a value cut to the CRM's column length),
+        by activity id, for the routing result rows; each note is handed out once. A backend
+        that stores every value as given returns {}."""
+        ...
+
     # -- outgoing (reference/email-router.md §4) ---------------------------------------------
 
     def outgoing_emails(self, statuscodes: Iterable[int], *, limit: int) -> list[OutgoingEmail]:
@@ -299,6 +305,12 @@ class CrmBackend(Protocol):
         A change whose email no longer has the expected status (another router took it, a user
         cancelled it) is skipped, never forced. Dataverse backends use the row's ETag.
         """
+        ...
+
+    def issue_tracking_tokens(self, subjects: Mapping[str, str]) -> dict[str, str] | None:
+        """Tracking tokens the CRM issues itself, by activity id (*subjects*: activity id ->
+        subject); None when it issues none to this caller, and routing numbers them with
+        :meth:`allocate_tracking_numbers` instead."""
         ...
 
     def allocate_tracking_numbers(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
@@ -430,3 +442,38 @@ class MailboxSettingsStore(Protocol):
         keeps its own record of what was written (the migration's apply record).
         """
         ...
+
+
+@runtime_checkable
+class RecipientDirectory(Protocol):
+    """Every user and queue with an address and its routing settings: what Load Data (the
+    Configuration Manager) and the audit start from."""
+
+    url: str
+
+    def recipients(self) -> list[Recipient]:
+        """Users and queues with an email address, users first, each with its delivery methods,
+        approval, filtering method and disabled state."""
+        ...
+
+
+# What a flow may ask a CRM for, by the words its error names.
+CAPABILITIES: dict[str, type] = {
+    "route email": CrmBackend,
+    "list its users and queues": RecipientDirectory,
+    "read and write mailbox settings": MailboxSettingsStore,
+}
+
+
+def require(crm: Any, capability: str) -> Any:
+    """*crm* when its backend declares *capability* (a key of :data:`CAPABILITIES`); else a
+    :class:`~emailrouter_lib.errors.CrmError` naming the backend and the capability, before
+    the flow has done anything."""
+    role = CAPABILITIES[capability]
+    if not isinstance(crm, role):
+        url = getattr(crm, "url", type(crm).__name__)
+        raise CrmError(
+            f"{url}: this CRM backend cannot {capability} ({role.__name__}); use a sqlite:// or "
+            "dataverse+https:// CRM URL"
+        )
+    return crm

@@ -541,6 +541,14 @@ class SqliteCrm:
             stored.add(folded)
         return refused
 
+    def write_notes(self, activityids: Iterable[str]) -> dict[str, str]:
+        """Nothing to say: SQLite stores every value as given (no column lengths)."""
+        return {}
+
+    def issue_tracking_tokens(self, subjects: Mapping[str, str]) -> dict[str, str] | None:
+        """None: the embedded store's tokens are numbered by :meth:`allocate_tracking_numbers`."""
+        return None
+
     def create_contact(self, emailaddress: str, fullname: str | None) -> Party:
         address = emailaddress.strip()
         name = (fullname or "").strip() or address.split("@", 1)[0]

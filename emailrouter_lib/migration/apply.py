@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,9 +181,8 @@ def run_recorded(
 
 @contextmanager
 def _unit(store: MailboxSettingsStore) -> Iterator[bool]:
-    """``store.atomic()``, or a no-op for a store without one (each write stands alone)."""
-    atomic = getattr(store, "atomic", None)
-    with atomic() if atomic is not None else nullcontext(False) as all_or_nothing:
+    """``store.atomic()``: one all-or-nothing unit where the backend can (MailboxSettingsStore)."""
+    with store.atomic() as all_or_nothing:
         yield bool(all_or_nothing)
 
 

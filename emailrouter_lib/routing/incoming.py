@@ -421,10 +421,9 @@ class MailboxRun:
     ) -> None:
         """Add to a created email's reason what the backend changed while writing it (a value
         cut to the CRM's column length): the result row says so."""
-        notes_of = getattr(self.crm, "write_notes", None)
-        if notes_of is None or not emails:
+        if not emails:
             return
-        notes = notes_of([e.activityid for e in emails])
+        notes = self.crm.write_notes([e.activityid for e in emails])
         for d in decisions:
             note = notes.get(d.email.activityid) if d.email is not None else None
             if note:

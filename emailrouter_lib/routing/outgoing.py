@@ -447,10 +447,11 @@ class OutgoingRun:
                 result[email.activityid] = existing
             elif email.sender is not None:
                 wanted.setdefault(email.sender.id, []).append(email)
-        issue = getattr(self.crm, "issue_tracking_tokens", None)
         issued = (
-            issue({e.activityid: e.subject for g in wanted.values() for e in g})
-            if issue is not None and wanted
+            self.crm.issue_tracking_tokens(
+                {e.activityid: e.subject for g in wanted.values() for e in g}
+            )
+            if wanted
             else None
         )
         if issued is not None:  # the CRM's own tokens (its counters: never a collision)

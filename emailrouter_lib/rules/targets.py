@@ -23,6 +23,7 @@ from typing import Any
 
 from emailrouter_lib.config import RouterConfig
 from emailrouter_lib.config.vocabulary import ONLINE_HOST_SUFFIXES, squash
+from emailrouter_lib.crm.base import require
 
 DELIVERY_FORWARD_MAILBOX = 3
 SERVERTYPE_POP3 = 1
@@ -95,10 +96,8 @@ def _profile_server(profile: dict[str, Any] | None) -> str:
 
 
 def targets_from_crm(crm: Any) -> list[Target]:
-    """Rows of the CRM's ``mailbox`` table (needs a backend with ``mailboxes()``)."""
-    if not hasattr(crm, "mailboxes"):
-        return []
-    rows = crm.mailboxes()
+    """Rows of the CRM's ``mailbox`` table (the declared MailboxSettingsStore role)."""
+    rows = require(crm, "read and write mailbox settings").mailboxes()
     profiles = {p["emailserverprofileid"]: p for p in crm.email_server_profiles()}
     forwards = [r for r in rows if r.get("isforwardmailbox") and r.get("emailaddress")]
     found = []
