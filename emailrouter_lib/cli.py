@@ -34,7 +34,7 @@ from emailrouter_lib.secrets import mask_output_streams, refuse_literal_secrets
 
 def _route(args: argparse.Namespace) -> int:
     from emailrouter_lib import routing
-    from emailrouter_lib.preflight import (
+    from emailrouter_lib.routing.preflight import (
         check_mailbox_urls,
         check_reference_template,
         check_transports,
@@ -58,6 +58,7 @@ def _route(args: argparse.Namespace) -> int:
         "lease_seconds": args.lease_seconds,
         "ca_file": args.cafile,
         "progress": False if args.quiet else None,
+        "dry_run": args.dry_run,
     }
     if args.track:
         from emailrouter_lib.mail.classify import TRACKED_CLASSES
@@ -217,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
         "skips a held mailbox, and takes over a crashed run's once its lease expired",
     )
     route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
+    route.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide every message as a real run would and write the same results, changing "
+        "nothing: no CRM write, ledger entry, quarantine copy, delete, move or send",
+    )
     route.add_argument("--quiet", action="store_true", help="no progress bar")
     route.set_defaults(func=_route)
 

@@ -188,7 +188,7 @@ def test_forward_rule_present_missing_altered_own_and_unreadable(ews, tmp_path):
 
     assert result.rule_counts == {"missing": 2, "altered": 1, "cannot-check": 2, "present": 1}
     assert result.report_summary()["forward_rules_by_state"] == result.rule_counts
-    assert result.summary["forward_rules"] == result.rule_counts
+    assert result.summary["details"]["forward_rules"] == result.rule_counts
     assert set(findings_of(result, "forward-rule-missing")) == {ALICE, GINA}
     assert "someone@elsewhere.example" in findings_of(result, "forward-rule-altered")[BOB]
     unchecked = {f.mailbox: f.severity for f in result.findings if "not-checked" in f.code}
@@ -274,8 +274,8 @@ def test_url_template_reads_inboxes_and_rules_and_the_report_carries_them(ews, t
     run_dir = tmp_path / "run"
     written = result.write_artifacts(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["forward_rules"] == result.rule_counts
-    assert summary["rule_name"] == RULE_NAME
+    assert summary["details"]["forward_rules"] == result.rule_counts
+    assert summary["details"]["rule_name"] == RULE_NAME
     table = pd.read_csv(run_dir / "mailboxes.csv")
     assert {"forward_rule", "forward_rule_detail", "classes_from"} <= set(table.columns)
     assert "Forward rules in forward-delivery mailboxes" in written["report.html"].read_text()

@@ -35,8 +35,8 @@ def test_the_demo_run_adds_loads_tests_and_publishes(tmp_path):
     assert "access_auth-failed" not in counts and "access_unreachable" not in counts
 
     published = folder / "Microsoft.Crm.Tools.EmailAgent.xml"
-    assert Path(summary["published_to"]) == published
-    backup = Path(summary["backup"])
+    assert Path(summary["details"]["published_to"]) == published
+    backup = Path(summary["details"]["backup"])
     assert backup.parent == folder and backup.read_bytes() == SAMPLE_CONFIG.read_bytes()
     editor = ConfigEditor(load_config(published))
     assert ("Contoso POP3 incoming", "incoming") in editor.profiles

@@ -23,7 +23,7 @@ from fixtures_dataverse import (  # noqa: F401
     start_fake,
 )
 
-from emailrouter_lib.crm import demo
+from emailrouter_lib.crm import SqliteCrm, demo
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 # Codes as web-api-client-errors.md shows them (README.md): an unknown property, an undeclared
@@ -123,6 +123,31 @@ def mailbox_of(api: Api, record: demo.DemoRecord) -> str:
         f"mailboxes?$select=mailboxid&$filter=_regardingobjectid_value eq {record.id}"
     ).json()["value"]
     return rows[0]["mailboxid"]
+
+
+def test_seed_and_inspect_through_sqlitecrm_on_the_same_file(api):
+    """Tests seed rows with SqliteCrm and inspect what the API wrote, in every flavour."""
+    store = SqliteCrm(api.server.store.path)
+    try:
+        seeded = store.create_contact("seeded@fabrikam.example", "Seeded Person")
+        row = api.get(f"contacts({seeded.id})?$select=fullname,emailaddress1").json()
+        assert (row["fullname"], row["emailaddress1"]) == (
+            "Seeded Person",
+            "seeded@fabrikam.example",
+        )
+        party = {
+            "participationtypemask": 1,
+            "partyid_contact@odata.bind": f"/contacts({seeded.id})",
+            "addressused": "seeded@fabrikam.example",
+        }
+        email = new_email(api, messageid="<seeded@x.example>", email_activity_parties=[party])
+        assert store.email(email)["messageid"] == "<seeded@x.example>"
+        parties = store.email_parties(email)
+        assert [(p["partyid"], p["partyobjecttypecode"]) for p in parties] == [
+            (seeded.id, "contact")
+        ]
+    finally:
+        store.close()
 
 
 # -- names: attributes, lookups, navigation properties ----------------------------------------
@@ -574,8 +599,12 @@ def test_add_to_queue_creates_then_moves_the_queue_item(api):
         f"queues({demo.SALES.id})/Microsoft.Dynamics.CRM.AddToQueue", {"Target": target}
     )
     assert moved.json()["QueueItemId"] == first.json()["QueueItemId"]
-    item = api.get(f"queueitems({first.json()['QueueItemId']})?$select=_queueid_value").json()
+    item = api.get(
+        f"queueitems({first.json()['QueueItemId']})?$select=_queueid_value,_objectid_value",
+        Prefer='odata.include-annotations="Microsoft.Dynamics.CRM.lookuplogicalname"',
+    ).json()
     assert item["_queueid_value"] == demo.SALES.id
+    assert item["_objectid_value@Microsoft.Dynamics.CRM.lookuplogicalname"] == "email"
     refused(
         api.post(f"queues({uuid.uuid4()})/Microsoft.Dynamics.CRM.AddToQueue", {"Target": target}),
         404,

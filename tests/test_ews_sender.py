@@ -58,6 +58,6 @@ def test_connection_and_auth_failures_are_mailbox_errors_not_send_errors(ews, mo
 
 def test_open_sender_knows_ews_urls(ews):
     from emailrouter_lib.mailboxes.ews_sender import EwsSender
-    from emailrouter_lib.mailboxes.url import open_sender
+    from emailrouter_lib.mailboxes.schemes import open_sender
 
     assert isinstance(open_sender(ews_url(ews)), EwsSender)

@@ -308,7 +308,7 @@ def test_malformed_and_hostile_files_are_refused_clearly(name, words, tmp_path):
     assert name in message and words in message
     if name == "malformed.xml":
         assert caught.value.line == 5
-    from emailrouter_lib.migration.cli import main
+    from emailrouter_lib.cli import main
 
     out = tmp_path / "plan.json"
     assert main(["migrate", "plan", "--config", str(variant(name)), "--output", str(out)]) == 2

@@ -21,6 +21,7 @@ from fixtures_migration import (  # noqa: F401
     variant,
 )
 
+from emailrouter_lib.cli import main
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import init_crm, open_crm
 from emailrouter_lib.crm.base import MailboxSettingsStore
@@ -36,7 +37,6 @@ from emailrouter_lib.migration import (
     write_plan,
 )
 from emailrouter_lib.migration import apply as apply_module
-from emailrouter_lib.migration.cli import main
 from emailrouter_lib.migration.demo import prepare_migration_demo
 
 FRANK = "user:0a1b2c3d-13d8-e011-9077-00155d012a03"

@@ -42,13 +42,14 @@ def test_notebook_runs_the_demo_and_applies_it(demo_run):
     run_dir = demo_run.run_dir
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["counts"]["profiles"] == 3 and summary["counts"]["mailboxes"] == 6
-    assert summary["apply status"] == "applied" and summary["dry run"] is False
+    assert summary["details"]["apply_status"] == "applied" and summary["dry_run"] is False
     record = json.loads((run_dir / "apply-record.json").read_text(encoding="utf-8"))
     assert record["status"] == "applied" and record["transaction"] is True
     assert {c["table"] for c in record["changes"]} >= {"mailbox", "systemuser", "queue"}
     enabled = json.loads((run_dir / "test-and-enable-record.json").read_text(encoding="utf-8"))
     assert enabled["status"] == "applied" and enabled["kind"] == "test-and-enable"
-    assert summary["Test & Enable scheduled"] == 6  # the demo's 6 mailboxes fit in batch 1
+    # the demo's 6 mailboxes fit in batch 1
+    assert summary["details"]["test_and_enable_scheduled"] == 6
     plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
     assert {w["code"] for w in plan["warnings"]} >= {"non-ssl", "not-approved", "not-in-config"}
     for path in run_dir.rglob("*"):

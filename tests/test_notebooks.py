@@ -7,7 +7,6 @@ notebook is run with its demo parameters and must leave a report with something 
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from emailrouter_lib.errors import ConfigError, EmailRouterError, NotebookError, SecretError
+from emailrouter_lib.run_summary import SUMMARY_KEYS
 from emailrouter_lib.runner import (
     _cli_value,
     check_parameters,
@@ -177,19 +177,6 @@ def test_command_line_values():
 # --- the committed notebooks, with their demo parameters ---------------------------------------
 
 
-def routing_missing() -> str:
-    """Why the routing library cannot be used yet ("" when it can)."""
-    try:
-        importlib.import_module("emailrouter_lib.routing").run  # noqa: B018
-    except (ImportError, AttributeError) as exc:
-        return f"emailrouter_lib.routing is not importable yet: {exc}"
-    return ""
-
-
-ROUTING_MISSING = routing_missing()
-
-
-@pytest.mark.skipif(bool(ROUTING_MISSING), reason=ROUTING_MISSING)
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_with_its_demo_parameters(notebook, tmp_path):
     demo = ROOT / "params" / f"{notebook.stem}.demo.yaml"
@@ -198,6 +185,9 @@ def test_notebook_runs_with_its_demo_parameters(notebook, tmp_path):
     assert run.notebook_html.is_file()
     assert run.report == run.run_dir / "report.html" and run.report.is_file()
     summary = json.loads((run.run_dir / "summary.json").read_text(encoding="utf-8"))
+    # one schema for every flow: the same top-level keys, in the same order (run_summary)
+    assert tuple(summary) == SUMMARY_KEYS, f"{notebook.name}: {list(summary)}"
+    assert summary["flow"] and summary["run_id"] and summary["parameters_hash"]
     counts = summary.get("counts", {})
     assert counts and sum(counts.values()) > 0, f"nothing happened in the demo: {summary}"
     # The notebook's HTML is read offline: no script or style from a CDN (require.js, MathJax);

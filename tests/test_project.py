@@ -163,7 +163,7 @@ def url_parsers():
     """The library's own URL parsers: the params and README must say what the code accepts."""
     try:
         from emailrouter_lib.crm.url import sqlite_path
-        from emailrouter_lib.mailboxes.url import parse_mailbox_url
+        from emailrouter_lib.mailboxes.schemes import parse_mailbox_url
     except ImportError as exc:
         pytest.skip(f"the URL parsers are not importable yet: {exc}")
     return parse_mailbox_url, sqlite_path

@@ -145,7 +145,8 @@ def test_untracked_message_with_unreadable_subject_keeps_the_run_and_its_record(
     written = result.write_artifacts(tmp_path / "run")
     with open(written["results.csv"], encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == 2
-    assert json.loads(written["summary.json"].read_text(encoding="utf-8"))["messages"] == 2
+    summary = json.loads(written["summary.json"].read_text(encoding="utf-8"))
+    assert summary["details"]["messages"] == 2
     assert "Ordinary 1" in written["report.html"].read_text(encoding="utf-8")
 
 

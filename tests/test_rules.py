@@ -185,8 +185,8 @@ def test_notebook_applies_against_the_fake_exchange(rules_ews, tmp_path):
         run_id="apply",
     )
     summary = json.loads((run.run_dir / "summary.json").read_text(encoding="utf-8"))
-    assert summary["applied"] == {"created": 1, "skipped": 1}
-    assert summary["verified"] == {"ok": 1, "skipped": 1}
+    assert summary["details"]["applied"] == {"created": 1, "skipped": 1}
+    assert summary["details"]["verified"] == {"ok": 1, "skipped": 1}
     assert rule_names(server, demo.FRANK.address) == [RULE_NAME]
     assert server.rules(FORWARD_BOX) == []
     for path in (run.executed_notebook, run.run_dir / "report.html"):
@@ -197,7 +197,7 @@ def test_notebook_dry_run_demo_writes_the_plan_and_the_manual_files(tmp_path):
     params = ROOT / "params" / "03_deploy_rules.demo.yaml"
     run = run_notebook(NOTEBOOK, params_file=params, run_root=tmp_path, run_id="demo")
     summary = json.loads((run.run_dir / "summary.json").read_text(encoding="utf-8"))
-    assert summary["counts"] == {"create": 1, "skip": 3} and summary["dry run"] is True
+    assert summary["counts"] == {"create": 1, "skip": 3} and summary["dry_run"] is True
     assert (run.run_dir / "manual-rules.ps1").is_file()
     assert (run.run_dir / "manual-rules.md").is_file()
     assert "applied" not in summary

@@ -20,8 +20,17 @@ be checked (why), judged by the rules package exactly as a deployment plan would
 
 from __future__ import annotations
 
-from emailrouter_lib.audit.params import AuditParams
-from emailrouter_lib.audit.result import AuditResult, AuditRow
-from emailrouter_lib.audit.run import run
+from emailrouter_lib.lazy_exports import lazy_exports
 
-__all__ = ["AuditParams", "AuditResult", "AuditRow", "run"]
+# Imported on first use (start-up time: emailrouter_lib.lazy_exports says why).
+__all__, __getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "params": ("AuditParams",),
+        "result": (
+            "AuditResult",
+            "AuditRow",
+        ),
+        "flow": ("run",),
+    },
+)

@@ -16,7 +16,7 @@ import argparse
 def _audit(args: argparse.Namespace) -> int:
     from emailrouter_lib import audit
     from emailrouter_lib.errors import ConfigError
-    from emailrouter_lib.preflight import check_mailbox_urls, check_reference_template
+    from emailrouter_lib.routing.preflight import check_mailbox_urls, check_reference_template
 
     # Usage errors in the flags' words, before any mailbox is tried.
     if not (args.mailbox or args.crm or args.config):

@@ -16,13 +16,13 @@ from typing import Any
 
 import pandas as pd
 
-import emailrouter_lib
 from emailrouter_lib.audit.crm_view import APPROVAL, DELIVERY, EMAIL_STATUS, CrmMailbox, label
 from emailrouter_lib.audit.findings import Finding
 from emailrouter_lib.audit.probe import Probe
 from emailrouter_lib.audit.rule_check import RuleCheck, rule_counts
 from emailrouter_lib.audit.targets import Target
 from emailrouter_lib.mail.classify import is_tracked
+from emailrouter_lib.run_summary import RunRecord, run_summary
 
 # Worst first: the report's tables are sorted by this, and cut after the first rows.
 STATE_ORDER = (
@@ -128,6 +128,7 @@ class AuditResult:
     migration_plan: str | None = None
     limits: list[str] = field(default_factory=list)
     rule_name: str | None = None  # the forward rule checked in forward-delivery mailboxes
+    parameters_hash: str | None = None
 
     # -- tables ----------------------------------------------------------------------------
 
@@ -219,38 +220,37 @@ class AuditResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        seconds = (self.finished - self.started).total_seconds() if self.finished else None
-        return {
-            "run_id": self.run_id,
-            "library_version": emailrouter_lib.__version__,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
-            "seconds": round(seconds, 3) if seconds is not None else None,
-            "since": self.since.isoformat() if self.since else None,
-            "crm": self.crm,
-            "ledger": self.ledger,
-            "concurrency": self.concurrency,
-            "mailboxes": len(self.rows),
-            "counts": self.counts,
-            "items": self._total("items"),
-            "unprocessed": self._total("unprocessed"),
-            "in_window": self._total("in_window"),
-            "tracked": self._total("tracked"),
-            "untracked": self._total("untracked"),
-            "message_classes": self.class_mix,
-            "forward_rules": self.rule_counts,
-            "rule_name": self.rule_name,
-            "findings": dict(Counter(f.severity for f in self.findings).most_common()),
-            "migration_plan": self.migration_plan,
-            "limits": self.limits,
-            "ok": self.ok,
+        """The one summary schema (``run_summary``); the audit's own keys under ``details``."""
+        run = RunRecord("audit", self.run_id, self.started, self.finished, self.parameters_hash)
+        return run_summary(
+            run,
+            counts=self.counts,
+            ok=self.ok,
             # which mailboxes did not answer, and why: what the runner prints (exit 1)
-            "failures": [
+            failures=[
                 f"mailbox {r.target.address or r.target.shown}: {r.probe.state}: {r.probe.error}"
                 for r in self.rows
                 if r.probe.state not in ("ok", "skipped", "not-checked")
             ],
-        }
+            details={
+                "since": self.since.isoformat() if self.since else None,
+                "crm": self.crm,
+                "ledger": self.ledger,
+                "concurrency": self.concurrency,
+                "mailboxes": len(self.rows),
+                "items": self._total("items"),
+                "unprocessed": self._total("unprocessed"),
+                "in_window": self._total("in_window"),
+                "tracked": self._total("tracked"),
+                "untracked": self._total("untracked"),
+                "message_classes": self.class_mix,
+                "forward_rules": self.rule_counts,
+                "rule_name": self.rule_name,
+                "findings": dict(Counter(f.severity for f in self.findings).most_common()),
+                "migration_plan": self.migration_plan,
+                "limits": self.limits,
+            },
+        )
 
     def report_summary(self) -> dict[str, Any]:
         """What a person reads first, in that order (summary.json has the rest)."""

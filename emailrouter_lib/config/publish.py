@@ -15,7 +15,6 @@ import difflib
 import html
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from emailrouter_lib.config.model import RouterConfig
 from emailrouter_lib.config.writer import _new_file, apply_edits, backup_file
 from emailrouter_lib.config.xmlfile import refuse_unsafe_xml
 from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.files import write_atomically
 
 _SECRET_VALUE = re.compile(
     r"(<(?P<name>[\w.:-]*(?:" + "|".join(vocab.SECRET_NAME_HINTS) + r")[\w.:-]*)\b[^>]*>)"
@@ -145,7 +145,7 @@ def apply_publish(plan: PublishPlan, *, backup: bool = True) -> PublishResult:
             file=str(plan.target),
         )
     saved = backup_file(plan.target) if backup and now is not None else None
-    _write_atomically(plan.target, plan.new)
+    write_atomically(plan.target, plan.new)
     return PublishResult(plan.target, written=True, backup=saved)
 
 
@@ -183,20 +183,6 @@ def _text(data: bytes | None, codec: str) -> str:
 
 def _is_change(line: str, sign: str) -> bool:
     return line.startswith(sign) and not line.startswith(sign * 3)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """A reader (the service re-reads every few seconds) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["PublishPlan", "PublishResult", "apply_publish", "mask_secrets", "plan_publish"]

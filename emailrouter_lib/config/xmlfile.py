@@ -13,13 +13,13 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lxml import etree
 
 from emailrouter_lib.errors import ConfigError, ConfigSyntaxError
+from emailrouter_lib.files import write_atomically
 
 # The migration wizard's limit for the files of all routers together (0x2000000 bytes).
 MAX_CONFIG_BYTES = 32 * 1024 * 1024
@@ -154,18 +154,7 @@ def refuse_unsafe_xml(data: bytes, name: str) -> None:
 def write_xml(xml: XmlFile, path: str | os.PathLike[str]) -> None:
     """Write atomically: a reader (the router service re-reads every few seconds) never sees
     half a file."""
-    path = Path(path)
-    data = xml.to_bytes()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, xml.to_bytes())
 
 
 def localname(element: etree._Element) -> str:

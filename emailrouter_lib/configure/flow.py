@@ -17,6 +17,7 @@ from emailrouter_lib.config.publish import PublishPlan, PublishResult, apply_pub
 from emailrouter_lib.config.validation import ValidationReport
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mailboxes import access
+from emailrouter_lib.run_summary import RunRecord, run_summary
 from emailrouter_lib.secrets import refuse_literal_secrets
 
 REPORT_ORDER = ("access", "findings", "load_data", "entries", "profiles", "deployments")
@@ -70,14 +71,16 @@ class ConfigureResult:
     validation: ValidationReport
     publish_plan: PublishPlan
     published: PublishResult | None
+    run: RunRecord = field(default_factory=lambda: RunRecord("configure"))
 
     @property
     def summary(self) -> dict[str, Any]:
+        """The one summary schema (``run_summary``); the Configuration Manager's own keys under
+        ``details``."""
         load = self.load_plan.counts() if self.load_plan else {}
-        return {
-            "config": str(self.config_path),
-            "published_to": str(self.publish_to),
-            "counts": {
+        return run_summary(
+            self.run,
+            counts={
                 "profiles": len(self.editor.profiles),
                 "entries": len(self.editor.entries()),
                 **{f"load_data_{k}": v for k, v in load.items()},
@@ -85,16 +88,21 @@ class ConfigureResult:
                 "findings": len(self.validation.findings),
                 "published": int(bool(self.published and self.published.written)),
             },
-            "backup": str(self.published.backup)
-            if self.published and self.published.backup
-            else None,
             # A mailbox that failed Test Access fails the run (exit 1), as in every notebook.
-            "ok": self.access_report.ok,
-            "failures": [
+            ok=self.access_report.ok,
+            dry_run=not self.params.apply,
+            failures=[
                 f"{r.entry} ({r.target}): {r.outcome}: {r.message}"
                 for r in self.access_report.failures
             ],
-        }
+            details={
+                "config": str(self.config_path),
+                "published_to": str(self.publish_to),
+                "backup": str(self.published.backup)
+                if self.published and self.published.backup
+                else None,
+            },
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
@@ -255,6 +263,7 @@ def _demo(p: ConfigureParams) -> None:
 def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
     """Edit, Load Data, Test Access, validate and plan the publish; write only when ``apply``."""
     p = ConfigureParams.from_mapping(params)
+    run = RunRecord.begin("configure", p)
     if p.demo:
         _demo(p)
     if not p.config_path:
@@ -301,4 +310,5 @@ def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
         validation,
         publish_plan,
         published,
+        run.finish(),
     )

@@ -46,6 +46,7 @@ from emailrouter_lib.crm.base import (
 )
 from emailrouter_lib.crm.conversation import make_conversation_index
 from emailrouter_lib.crm.sqlite import SqliteCrm, insert_rows, new_id, utcnow
+from emailrouter_lib.crm.sqlite_url import sqlite_path
 from emailrouter_lib.errors import CrmError
 
 _NAMESPACE = uuid.UUID("5f0c8a4e-3b7d-4c1e-9a52-6d0e2f7b8c31")
@@ -603,12 +604,7 @@ def add_bulk_contacts(
         _add_bulk_contacts(crm_or_path, n, domain)
         return
     text = str(crm_or_path)
-    if text.lower().startswith("sqlite:"):
-        from emailrouter_lib.crm.url import sqlite_path
-
-        path = sqlite_path(text)
-    else:
-        path = Path(text)
+    path = sqlite_path(text) if text.lower().startswith("sqlite:") else Path(text)
     with SqliteCrm(path) as crm:
         _add_bulk_contacts(crm, n, domain)
 

@@ -8,14 +8,13 @@ connects and logs in, resolving the password reference only then. See
 from __future__ import annotations
 
 from emailrouter_lib.mailboxes.base import ItemRef, MailboxSource, MailSender, Owner
-from emailrouter_lib.mailboxes.url import (
-    MailboxURL,
-    local_mailbox_url,
+from emailrouter_lib.mailboxes.schemes import (
     open_sender,
     open_source,
     parse_mailbox_url,
     redact_url,
 )
+from emailrouter_lib.mailboxes.url import MailboxURL, local_mailbox_url
 
 __all__ = [
     "ItemRef",

@@ -41,8 +41,8 @@ from emailrouter_lib.errors import (
     SecretError,
 )
 from emailrouter_lib.mailboxes.ews_url import ews_url_for
+from emailrouter_lib.mailboxes.schemes import open_source, parse_mailbox_url, redact_url
 from emailrouter_lib.mailboxes.tls import client_context, network_errors
-from emailrouter_lib.mailboxes.url import open_source, parse_mailbox_url, redact_url
 from emailrouter_lib.secrets import is_reference, resolve_secret, url_secret_problem
 
 DEFAULT_TIMEOUT = 10.0

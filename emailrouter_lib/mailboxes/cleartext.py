@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
+from emailrouter_lib.mailboxes.schemes import parse_mailbox_url, redact_url
 from emailrouter_lib.mailboxes.smtp import _is_loopback  # the one loopback rule for logins
-from emailrouter_lib.mailboxes.url import parse_mailbox_url, redact_url
 
 __all__ = ["cleartext_warning", "cleartext_warnings"]
 

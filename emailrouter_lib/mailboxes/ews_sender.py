@@ -22,8 +22,12 @@ from exchangelib import errors as ews
 
 from emailrouter_lib.errors import MailboxError, MailboxSendError, MailboxURLError, SecretError
 from emailrouter_lib.mailboxes.ews_account import connect, ews_errors
-from emailrouter_lib.mailboxes.ews_url import EWS_SCHEMES, EwsMailboxURL, parse_ews_url
-from emailrouter_lib.mailboxes.url import redact_url
+from emailrouter_lib.mailboxes.ews_url import (
+    EWS_SCHEMES,
+    EwsMailboxURL,
+    parse_ews_url,
+    redact_ews_url,
+)
 from emailrouter_lib.secrets import resolve_secret
 
 # EWS answers that will not change on a retry: the message or its recipients are wrong
@@ -49,7 +53,7 @@ class EwsSender:
     ) -> EwsSender:
         if url.partition(":")[0].lower() not in EWS_SCHEMES:
             raise MailboxURLError(
-                "an Exchange sender needs an ews:// or ewss:// URL", mailbox=redact_url(url)
+                "an Exchange sender needs an ews:// or ewss:// URL", mailbox=redact_ews_url(url)
             )
         return cls(parse_ews_url(url, timeout=timeout, ca_file=ca_file))
 

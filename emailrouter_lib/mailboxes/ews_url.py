@@ -48,9 +48,9 @@ from emailrouter_lib.mailboxes.url import (
     _flag,
     _timeout,
     checked_query,
-    redact_url,
 )
 from emailrouter_lib.secrets import is_reference
+from emailrouter_lib.secrets import redact_url as redact_secrets_in_url
 
 EWS_SCHEMES = ("ews", "ewss")
 DEFAULT_PATH = "/EWS/Exchange.asmx"
@@ -120,11 +120,17 @@ class EwsMailboxURL(MailboxURL):
         return self.scheme == "ewss"
 
 
+def redact_ews_url(url: str) -> str:
+    """An ``ews://`` / ``ewss://`` *url* with any literal secret replaced by ``***`` (references
+    kept; values of parameters EWS URLs do not take masked too)."""
+    return redact_secrets_in_url(url, EWS_QUERY_NAMES, unreadable="<unreadable mailbox URL>")
+
+
 def parse_ews_url(
     url: str, *, timeout: float | None = None, ca_file: str | None = None
 ) -> EwsMailboxURL:
     """Check an ``ews(s)://`` URL; *timeout* / *ca_file* apply when the URL sets none."""
-    shown = redact_url(url)
+    shown = redact_ews_url(url)
 
     def fail(message: str) -> MailboxURLError:
         return MailboxURLError(message, mailbox=shown)
@@ -295,4 +301,11 @@ def _owner(value: str | None, fail) -> Owner | None:
         raise fail(str(exc)) from None
 
 
-__all__ = ["EWS_QUERY_NAMES", "EWS_SCHEMES", "EwsMailboxURL", "ews_url_for", "parse_ews_url"]
+__all__ = [
+    "EWS_QUERY_NAMES",
+    "EWS_SCHEMES",
+    "EwsMailboxURL",
+    "ews_url_for",
+    "parse_ews_url",
+    "redact_ews_url",
+]

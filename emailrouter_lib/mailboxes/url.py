@@ -1,10 +1,12 @@
-"""Mailbox URLs: parse, check, redact, and open the source they name.
+"""Mailbox URLs of the standard schemes (POP3, IMAP, Maildir, .eml directories): parse and check.
 
 The URL is the whole description of a mailbox (see :mod:`emailrouter_lib.mailboxes.base`), so a
 config row, a papermill parameter or a cron line can carry it. It may name a password only by
 reference; a literal one is refused here, before it can be copied into a notebook or a log.
-Parsing never connects: ``open_source`` returns an unopened source, and the password reference is
-resolved only when the source is entered.
+Parsing never connects and imports no protocol code. Which module handles which scheme, the
+dispatch of ``parse_mailbox_url``, ``redact_url`` and the opening of sources and senders live in
+:mod:`emailrouter_lib.mailboxes.schemes`, the registry; the Exchange parameters in
+:mod:`emailrouter_lib.mailboxes.ews_url`.
 
 Exchange mailboxes over EWS use ``ews://`` (plain HTTP) and ``ewss://`` (HTTPS)::
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError
-from emailrouter_lib.mailboxes.base import MailboxSource, MailSender, Owner
+from emailrouter_lib.mailboxes.base import Owner
 from emailrouter_lib.secrets import is_reference, url_secret_problem
 from emailrouter_lib.secrets import redact_url as redact_secrets_in_url
 
@@ -37,6 +39,7 @@ NETWORK_SCHEMES = tuple(DEFAULT_PORTS)
 LOCAL_SCHEMES = ("maildir", "eml")
 QUERY_NAMES = ("owner", "forward", "after", "password", "cafile", "timeout", "starttls")
 _EWS_SCHEMES = ("ews", "ewss")  # parsed by mailboxes/ews_url.py, which owns their parameters
+SENDER_SCHEMES = ("smtp", "smtps", "pickup", *_EWS_SCHEMES)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
@@ -85,24 +88,13 @@ class MailboxURL:
         return base
 
 
-def redact_url(url: str) -> str:
-    """*url* with any literal password replaced by ``***``, safe to print or log.
+def redact_standard_url(url: str) -> str:
+    """*url* (a POP3, IMAP, Maildir or .eml URL) with any literal password replaced by ``***``.
 
     References (``password=env:NAME``) are kept: they name a secret, they are not one. The values
-    of parameters this scheme does not take are masked too: a misspelt name may hold a password.
+    of parameters these schemes do not take are masked too: a misspelt name may hold a password.
     """
-    scheme = str(url).strip().partition(":")[0].lower()
-    if scheme in _EWS_SCHEMES:
-        from emailrouter_lib.mailboxes.ews_url import EWS_QUERY_NAMES
-
-        names: tuple[str, ...] = EWS_QUERY_NAMES
-    elif scheme in ("smtp", "smtps"):
-        from emailrouter_lib.mailboxes.smtp import SMTP_QUERY
-
-        names = SMTP_QUERY
-    else:
-        names = QUERY_NAMES
-    return redact_secrets_in_url(url, names, unreadable="<unreadable mailbox URL>")
+    return redact_secrets_in_url(url, QUERY_NAMES, unreadable="<unreadable mailbox URL>")
 
 
 def local_mailbox_url(path: str | Path, kind: str = "maildir", **params: str) -> str:
@@ -138,14 +130,14 @@ def checked_query(
     return query
 
 
-def parse_mailbox_url(
+def parse_standard_url(
     url: str, *, timeout: float | None = None, ca_file: str | None = None
 ) -> MailboxURL:
-    """Check *url* and return its parts; *timeout* / *ca_file* apply when the URL sets none.
-
-    The URL is the per-mailbox setting, the keywords are the run-wide defaults, so the URL wins.
+    """Check a POP3, IMAP, Maildir or .eml *url* and return its parts; *timeout* / *ca_file*
+    apply when the URL sets none (the URL is the per-mailbox setting, the keywords the run-wide
+    defaults, so the URL wins). Other schemes are refused, naming every scheme the registry knows.
     """
-    shown = redact_url(url)
+    shown = redact_standard_url(url)
 
     def fail(message: str) -> MailboxURLError:
         return MailboxURLError(message, mailbox=shown)
@@ -156,10 +148,6 @@ def parse_mailbox_url(
     except ValueError:
         raise fail("malformed URL or port; expected e.g. imaps://user@host:993/INBOX") from None
     scheme = parts.scheme.lower()
-    if scheme in _EWS_SCHEMES:  # Exchange over EWS: its own parameters (mailboxes/ews_url.py)
-        from emailrouter_lib.mailboxes.ews_url import parse_ews_url
-
-        return parse_ews_url(url, timeout=timeout, ca_file=ca_file)
     if scheme not in NETWORK_SCHEMES + LOCAL_SCHEMES:
         known = ", ".join(f"{s}://" for s in NETWORK_SCHEMES + LOCAL_SCHEMES + _EWS_SCHEMES)
         raise fail(f"unknown mailbox type {scheme + '://' if scheme else '(none)'}; use {known}")
@@ -222,57 +210,6 @@ def parse_mailbox_url(
     )
 
 
-def open_source(
-    url: str, *, timeout: float | None = None, ca_file: str | None = None
-) -> MailboxSource:
-    """The (not yet connected) source for *url*; ``with source:`` connects and logs in."""
-    settings = parse_mailbox_url(url, timeout=timeout, ca_file=ca_file)
-    if settings.scheme in _EWS_SCHEMES:
-        from emailrouter_lib.mailboxes.ews_source import EwsSource
-
-        return EwsSource(settings)
-    if settings.scheme.startswith("imap"):
-        from emailrouter_lib.mailboxes.imap import ImapSource
-
-        return ImapSource(settings)
-    if settings.scheme.startswith("pop3"):
-        from emailrouter_lib.mailboxes.pop3 import Pop3Source
-
-        return Pop3Source(settings)
-    if settings.scheme == "maildir":
-        from emailrouter_lib.mailboxes.maildir import MaildirSource
-
-        return MaildirSource(settings)
-    from emailrouter_lib.mailboxes.emldir import EmlDirSource
-
-    return EmlDirSource(settings)
-
-
-SENDER_SCHEMES = ("smtp", "smtps", "pickup", *_EWS_SCHEMES)
-
-
-def open_sender(url: str, *, ca_file: str | None = None) -> MailSender:
-    """The (not yet connected) sender for ``smtp://``, ``smtps://``, ``pickup:///dir`` or an
-    Exchange mailbox (``ews://`` / ``ewss://``, sending with a copy in its Sent Items)."""
-    scheme = str(url).strip().partition(":")[0].lower()
-    if scheme in _EWS_SCHEMES:  # Exchange: SendAndSaveCopy through a mailbox (ews_sender.py)
-        from emailrouter_lib.mailboxes.ews_sender import EwsSender
-
-        return EwsSender.from_url(url, ca_file=ca_file)
-    if scheme == "pickup":
-        from emailrouter_lib.mailboxes.pickup import PickupSender
-
-        return PickupSender.from_url(url)
-    if scheme in ("smtp", "smtps"):
-        from emailrouter_lib.mailboxes.smtp import SmtpSender, SmtpSettings
-
-        return SmtpSender(SmtpSettings.from_url(url, ca_file=ca_file))
-    raise MailboxURLError(
-        f"unknown sender type {scheme + '://' if scheme else '(none)'}; use smtp://, smtps://, "
-        "ewss:// (Exchange) or pickup:///dir"
-    )
-
-
 def _flag(value: str, name: str, fail) -> bool:
     value = value.strip().lower()
     if value in _TRUE:
@@ -305,10 +242,12 @@ def _timeout(value: str | None, default: float | None, fail) -> float:
 
 
 __all__ = [
+    "LOCAL_SCHEMES",
+    "NETWORK_SCHEMES",
+    "SENDER_SCHEMES",
     "MailboxURL",
+    "checked_query",
     "local_mailbox_url",
-    "open_sender",
-    "open_source",
-    "parse_mailbox_url",
-    "redact_url",
+    "parse_standard_url",
+    "redact_standard_url",
 ]

@@ -20,57 +20,51 @@ it too).
 
 from __future__ import annotations
 
-from emailrouter_lib.migration.apply import ApplyRecord, apply_plan, plan_digest, rollback
-from emailrouter_lib.migration.enable import (
-    EnablePlan,
-    EnableRow,
-    apply_test_and_enable,
-    plan_test_and_enable,
-)
-from emailrouter_lib.migration.flow import (
-    MigrationResult,
-    apply_result,
-    enable_result,
-    load_routers,
-    run,
-)
-from emailrouter_lib.migration.model import (
-    MailboxPlan,
-    MigrationPlan,
-    NotMigrated,
-    OrganizationChange,
-    PlanWarning,
-    ProfilePlan,
-)
-from emailrouter_lib.migration.planner import PlanOptions, RouterInput, build_plan
-from emailrouter_lib.migration.schedule import ScheduleRow, build_schedule
-from emailrouter_lib.migration.writers import read_plan, write_plan
+from emailrouter_lib.lazy_exports import lazy_exports
 
-__all__ = [
-    "ApplyRecord",
-    "EnablePlan",
-    "EnableRow",
-    "MailboxPlan",
-    "MigrationPlan",
-    "MigrationResult",
-    "NotMigrated",
-    "OrganizationChange",
-    "PlanOptions",
-    "PlanWarning",
-    "ProfilePlan",
-    "RouterInput",
-    "ScheduleRow",
-    "apply_plan",
-    "apply_result",
-    "apply_test_and_enable",
-    "build_plan",
-    "build_schedule",
-    "enable_result",
-    "load_routers",
-    "plan_digest",
-    "plan_test_and_enable",
-    "read_plan",
-    "rollback",
-    "run",
-    "write_plan",
-]
+# Imported on first use (start-up time: emailrouter_lib.lazy_exports says why).
+__all__, __getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "apply": (
+            "ApplyRecord",
+            "apply_plan",
+            "plan_digest",
+            "rollback",
+        ),
+        "enable": (
+            "EnablePlan",
+            "EnableRow",
+            "apply_test_and_enable",
+            "plan_test_and_enable",
+        ),
+        "flow": (
+            "MigrationResult",
+            "apply_result",
+            "enable_result",
+            "load_routers",
+            "run",
+        ),
+        "model": (
+            "MailboxPlan",
+            "MigrationPlan",
+            "NotMigrated",
+            "OrganizationChange",
+            "PlanWarning",
+            "ProfilePlan",
+        ),
+        "planner": (
+            "PlanOptions",
+            "RouterInput",
+            "build_plan",
+        ),
+        "schedule": (
+            "ScheduleRow",
+            "build_schedule",
+        ),
+        "writers": (
+            "read_plan",
+            "write_plan",
+        ),
+    },
+)

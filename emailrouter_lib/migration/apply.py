@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -28,6 +27,7 @@ from typing import Any
 
 from emailrouter_lib.crm.base import MailboxSettingsStore, RowChange
 from emailrouter_lib.errors import ConfigError, CrmError
+from emailrouter_lib.files import write_atomically
 from emailrouter_lib.migration.model import MailboxPlan, MigrationPlan
 
 RECORD_SCHEMA = "emailrouter.migration-apply/1"
@@ -75,12 +75,7 @@ class ApplyRecord:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False, default=str) + "\n"
 
     def write(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(self.to_json(), encoding="utf-8")
-        os.replace(temporary, path)
-        return path
+        return write_atomically(path, self.to_json())
 
     @classmethod
     def read(cls, path: str | Path) -> ApplyRecord:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -225,18 +224,3 @@ def register(commands: argparse._SubParsersAction) -> None:
     undo.set_defaults(func=_rollback)
 
     _register_schedule(migrate)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``emailrouter migrate …`` on its own (until the lead wires :func:`register` into the
-    main command); errors print one line on stderr, with the main command's exit codes."""
-    parser = argparse.ArgumentParser(prog="emailrouter")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    from emailrouter_lib.cli import run_command  # the one exit-code scheme of every command
-
-    return run_command(args.func, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -34,6 +34,7 @@ from emailrouter_lib.migration.schedule import (
     build_schedule,
     schedule_table,
 )
+from emailrouter_lib.run_summary import RunRecord, run_summary
 from emailrouter_lib.secrets import refuse_literal_secrets
 
 APPLY_RECORD = "apply-record.json"
@@ -67,26 +68,36 @@ class MigrationResult:
     dry_run: bool = True
     enable: EnablePlan | None = None  # the Test & Enable batch, when one was asked for
     enable_record: ApplyRecord | None = None  # ... and what scheduling it did
+    run: RunRecord = field(default_factory=lambda: RunRecord("migration"))
 
     @property
     def summary(self) -> dict[str, Any]:
-        counts = dict(self.plan.counts)
-        summary: dict[str, Any] = {
-            "counts": counts,
-            "planned actions": self.plan.actions(),
-            "dry run": self.dry_run,
+        """The one summary schema (``run_summary``); the migration's own keys under
+        ``details``."""
+        details: dict[str, Any] = {
+            "planned_actions": self.plan.actions(),
             "routers": ", ".join(s.config for s in self.plan.sources),
             "crm": self.plan.crm or "(none)",
-            "Test & Enable batches": len({r.batch for r in self.schedule}),
+            "test_and_enable_batches": len({r.batch for r in self.schedule}),
         }
+        failures = []
         if self.record is not None:
-            summary["applied changes"] = self.record.counts
-            summary["apply status"] = self.record.status
+            details["applied_changes"] = self.record.counts
+            details["apply_status"] = self.record.status
+            if self.record.status != "applied":
+                failures.append(f"apply: {self.record.status}")
         if self.enable is not None:
-            summary[f"Test & Enable batch {self.enable.batch}"] = self.enable.counts
+            details["test_and_enable_batch"] = {"batch": self.enable.batch, **self.enable.counts}
         if self.enable_record is not None:
-            summary["Test & Enable scheduled"] = self.enable_record.changed
-        return summary
+            details["test_and_enable_scheduled"] = self.enable_record.changed
+        return run_summary(
+            self.run,
+            counts=dict(self.plan.counts),
+            ok=not failures,
+            dry_run=self.dry_run,
+            failures=failures,
+            details=details,
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = self.plan.tables()
@@ -212,7 +223,7 @@ def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
             batch_hours=float(p["batch_hours"]),
             lookback_hours=float(p["lookback_hours"]),
         )
-        result = MigrationResult(plan, schedule)
+        result = MigrationResult(plan, schedule, run=RunRecord.begin("migration", p))
         if not p["dry_run"]:
             if crm is None:
                 raise ConfigError("dry_run is false but no crm is given; name the CRM to apply to")
@@ -225,6 +236,7 @@ def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
                     "test_and_enable_batch is set but no crm is given; name the CRM to schedule in"
                 )
             result = enable_result(result, crm, p, run_dir=p["run_dir"])
+        result.run.finish()
         return result
     finally:
         if opened is not None:
@@ -253,7 +265,7 @@ def apply_result(
     finally:
         if opened is not None:
             opened.close()
-    return MigrationResult(result.plan, result.schedule, record, dry_run=False)
+    return MigrationResult(result.plan, result.schedule, record, dry_run=False, run=result.run)
 
 
 def enable_result(

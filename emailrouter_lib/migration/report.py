@@ -8,12 +8,12 @@ rendering lives in the reports layer; this module hands it plain tables and one 
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emailrouter_lib.files import write_atomically
 from emailrouter_lib.known_secrets import mask_known_secrets
 from emailrouter_lib.migration import mapping as m
 from emailrouter_lib.migration.warnings import explain
@@ -44,7 +44,6 @@ CHECKLIST = (
 
 def write_audit_report(result: MigrationResult, run_dir: Path) -> dict[str, Path]:
     from emailrouter_lib.reports.artifacts import write_run_artifacts
-    from emailrouter_lib.reports.excel import write_workbook
 
     run_dir.mkdir(parents=True, exist_ok=True)
     tables = result.tables()
@@ -67,8 +66,8 @@ def write_audit_report(result: MigrationResult, run_dir: Path) -> dict[str, Path
         alerts=alerts,
         alert_title=f"{len(alerts)} problem(s) to look at first" if alerts else None,
         main_columns=REPORT_COLUMNS,
+        workbook=WORKBOOK,
     )
-    written[WORKBOOK] = write_workbook(run_dir / WORKBOOK, tables)
     written[PLAN_JSON] = _atomic(run_dir / PLAN_JSON, result.plan.to_json())
     if result.record is not None:
         record = run_dir / "apply-record.json"
@@ -346,7 +345,4 @@ def _short(text: str, limit: int = 48) -> str:
 
 
 def _atomic(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, mask_known_secrets(text))

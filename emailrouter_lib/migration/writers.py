@@ -7,7 +7,6 @@ spreadsheet never evaluates them as formulas.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -15,6 +14,7 @@ from typing import Literal
 import pandas as pd
 
 from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.files import write_atomically
 from emailrouter_lib.known_secrets import mask_known_secrets
 from emailrouter_lib.migration.model import MigrationPlan
 
@@ -72,8 +72,4 @@ def read_plan(path: str | Path) -> MigrationPlan:
 
 
 def _atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, mask_known_secrets(text))

@@ -16,7 +16,6 @@ As the last line of defence every text written here has the secrets this process
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from emailrouter_lib.files import replacing, write_atomically
 from emailrouter_lib.known_secrets import has_known_secrets, mask_known_secrets
 from emailrouter_lib.reports.html import render_html_report
 
@@ -78,9 +78,8 @@ def write_run_artifacts(
     if workbook:
         from emailrouter_lib.reports.excel import write_workbook
 
-        temporary = run_dir / f".{workbook}.tmp.xlsx"
-        write_workbook(temporary, tables)
-        os.replace(temporary, run_dir / workbook)
+        with replacing(run_dir / workbook) as temporary:
+            write_workbook(temporary, tables)
         written[workbook] = run_dir / workbook
         links.setdefault("Every row, in Excel", workbook)
     page = render_html_report(
@@ -101,10 +100,7 @@ def write_run_artifacts(
 
 
 def _write(path: Path, text: str) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(mask_known_secrets(text), encoding="utf-8", newline="")
-    os.replace(temporary, path)
-    return path
+    return write_atomically(path, mask_known_secrets(text))
 
 
 def _unique(file_name: str, taken: Mapping[str, Path]) -> str:

@@ -49,6 +49,8 @@ _KINDS: dict[str, str] = {
     "filtered": "Filtered",
     "invalid-forward": "Invalid forwarded message",
     "quarantined": "Quarantined",
+    "would-create": "Would be created (dry run)",
+    "would-quarantine": "Would be quarantined (dry run)",
 }
 
 

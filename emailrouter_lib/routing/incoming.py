@@ -10,6 +10,9 @@ A crash anywhere is repaired by the next run: pending entries are checked agains
 chosen activity id, committed ones get their source action, and anything else is decided afresh,
 where the CRM's Message-ID check stops a second copy.
 
+With ``dry_run`` every message is decided the same way and nothing is written
+(``routing.dry_run``: no CRM write, ledger entry, lease, quarantine copy or source action).
+
 A mailbox is routed only under its lease (``routing.lease``): a run that finds another live run's
 lease skips the mailbox, a crashed run's lease is taken over once it expired, and every ledger
 write is fenced by the lease, so two overlapping runs never route one mailbox at once.
@@ -44,6 +47,7 @@ from emailrouter_lib.mailboxes.cleartext import cleartext_warnings
 from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.config_sources import mailboxes_from_config
 from emailrouter_lib.routing.decide import BatchDecider, Decision
+from emailrouter_lib.routing.dry_run import DryRunCrm, LedgerView, as_dry_run
 from emailrouter_lib.routing.faults import checkpoint
 from emailrouter_lib.routing.lease import LeaseKeeper, LeaseOwner
 from emailrouter_lib.routing.ledger import COMMITTED, DONE, PENDING, Ledger, LedgerEntry
@@ -81,7 +85,13 @@ def run(params: dict | RoutingParams) -> RoutingResult:
     run_id = p.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     result = RoutingResult(run_id=run_id, params=p, started=datetime.now(UTC))
     crm = open_crm(p.crm)
-    ledger = Ledger(p.ledger_path())
+    try:
+        ledger = LedgerView(p.ledger_path()) if p.dry_run else Ledger(p.ledger_path())
+    except EmailRouterError:
+        crm.close()
+        raise
+    if p.dry_run:
+        crm = DryRunCrm(crm)
     try:
         org = crm.organization()
         incoming = "incoming" in p.directions
@@ -109,7 +119,16 @@ def run(params: dict | RoutingParams) -> RoutingResult:
             _route_in_parallel(jobs, context)
         for job in jobs:  # the order of the mailbox URLs, whichever finished first
             result.rows.extend(job.rows)
-        if "outgoing" in p.directions:
+        would_quarantine = sum(1 for r in result.rows if r.outcome.startswith("would-quarantine"))
+        if would_quarantine:
+            result.warnings.append(
+                f"dry run: {would_quarantine} message(s) would be quarantined; the rows say why"
+            )
+        if "outgoing" in p.directions and p.dry_run:
+            result.warnings.append(
+                "dry run: the CRM's pending outgoing email was not looked at and nothing was sent"
+            )
+        elif "outgoing" in p.directions:
             try:
                 result.outgoing.extend(run_outgoing(crm, org, p, run_id))
             except EmailRouterError as exc:  # the send ledger is locked or unusable
@@ -154,7 +173,7 @@ class MailboxJob:
                 raise self.failed
             source = self.source or open_source(self.url, ca_file=context.params.ca_file)
             self.report.mailbox = source.mailbox_id
-            MailboxRun(
+            (DryMailboxRun if context.params.dry_run else MailboxRun)(
                 source,
                 context.crm,
                 context.org,
@@ -176,7 +195,8 @@ class MailboxJob:
         """Route on a ledger connection of this thread: WAL lets the threads write the one file
         in turns (``BEGIN IMMEDIATE`` waits for the busy timeout), each batch still atomic."""
         try:
-            ledger = Ledger(context.params.ledger_path())
+            path = context.params.ledger_path()
+            ledger = LedgerView(path) if context.params.dry_run else Ledger(path)
         except EmailRouterError as exc:
             self.report.status, self.report.error = "error", str(exc)
             return
@@ -573,3 +593,29 @@ class MailboxRun:
             f"{self._unhandled} item(s) in the CRM could not be deleted or moved (latest:"
             f" {len(failed)} {what}): {first}"
         )
+
+
+class DryMailboxRun(MailboxRun):
+    """The same batches and decisions as :class:`MailboxRun`, with every write left out
+    (``routing.dry_run``): no lease, no repair of a crashed run, no ledger entry, quarantine
+    copy, CRM write or source action. Its CRM is a :class:`DryRunCrm`, which remembers what
+    would have been created so that later batches see it as a real run's would."""
+
+    def run(self, *, entered: bool = False) -> None:
+        self._run(entered=entered)
+
+    def _recover(
+        self, entries: dict[str, LedgerEntry], present: set[str]
+    ) -> dict[str, LedgerEntry]:
+        return entries  # what an earlier run left half done is that run's to finish
+
+    def _create(self, decisions: Sequence[Decision]) -> list[LedgerEntry]:
+        emails = [d.email for d in decisions if d.email is not None]
+        if emails:
+            self.crm.create_emails(emails)
+        return []
+
+    def _finish(self, decisions: Sequence[Decision], entries: Sequence[LedgerEntry]) -> None:
+        as_dry_run(decisions)
+        self.rows.extend(ResultRow.from_decision(self.mailbox_id, d) for d in decisions)
+        self.report.count(decisions)

@@ -57,7 +57,7 @@ from emailrouter_lib.crm.base import (
 )
 from emailrouter_lib.errors import EmailRouterError, MailboxError, MailboxSendError
 from emailrouter_lib.mailboxes.base import MailSender
-from emailrouter_lib.mailboxes.url import open_sender, redact_url
+from emailrouter_lib.mailboxes.schemes import open_sender, redact_url
 from emailrouter_lib.routing.faults import checkpoint
 from emailrouter_lib.routing.outgoing_ledger import (
     CLAIMED,

@@ -54,6 +54,7 @@ class RoutingParams:
     message_id_domain: str | None = None  # None: the domain of the sending user's address
     uncertain_sends: str = "fail"  # a send a crash left unknown: "fail" (default) or "resend"
     send_limit: int = 1000  # emails sent per run at most
+    dry_run: bool = False  # decide every message, change nothing (routing/dry_run.py)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | RoutingParams) -> RoutingParams:
@@ -127,6 +128,8 @@ class RoutingParams:
                 f"lease_seconds must be a number of seconds from 1 to 86400 (default"
                 f" {DEFAULT_LEASE_SECONDS:g}), got {self.lease_seconds!r}"
             )
+        if not isinstance(self.dry_run, bool):
+            raise RoutingError(f"dry_run must be true or false, got {self.dry_run!r}")
         if not self.tracked_classes:
             raise RoutingError("tracked_classes is empty: nothing would ever be routed")
         # Mailbox, transport, CRM and ledger URLs and the password templates, before anything

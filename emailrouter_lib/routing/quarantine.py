@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
+
+from emailrouter_lib.files import write_atomically
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 SLUG_LENGTH = 80  # with the hash, well under the 255 bytes a file name may have
@@ -32,15 +33,8 @@ def quarantine(
     folder = root / slug(mailbox_id)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{slug(key)}.eml"
-    _write(target, bytes(raw))
+    write_atomically(target, bytes(raw))
     note = {"mailbox": mailbox_id, "item": key, "outcome": outcome, "reason": reason}
     # ensure_ascii: a lone surrogate in a reason is written as an escape, never raises
-    _write(target.with_suffix(".json"), json.dumps(note, indent=2).encode("ascii"))
+    write_atomically(target.with_suffix(".json"), json.dumps(note, indent=2).encode("ascii"))
     return target
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Whole or not at all: a crash mid-write never leaves a truncated copy under the name."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

@@ -14,12 +14,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-import emailrouter_lib
 from emailrouter_lib.routing.storable import storable_value
+from emailrouter_lib.run_summary import RunRecord, run_summary
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from emailrouter_lib.routing.decide import Decision
     from emailrouter_lib.routing.outgoing import OutgoingRow
     from emailrouter_lib.routing.params import RoutingParams
@@ -112,6 +112,8 @@ class RoutingResult:
     @property
     def outgoing_table(self) -> pd.DataFrame:
         """The outgoing emails looked at: outcome (sent, retry, failed, ...), reason, ids."""
+        import pandas as pd  # only when a table is asked for: start-up time
+
         from emailrouter_lib.routing.outgoing import OUTGOING_COLUMNS
 
         return pd.DataFrame([asdict(r) for r in self.outgoing], columns=OUTGOING_COLUMNS)
@@ -122,11 +124,15 @@ class RoutingResult:
 
     @property
     def table(self) -> pd.DataFrame:
+        import pandas as pd  # only when a table is asked for: start-up time
+
         return pd.DataFrame([asdict(r) for r in self.rows], columns=COLUMNS)[COLUMNS]
 
     @property
     def mailbox_table(self) -> pd.DataFrame:
         rows = [{**asdict(m), "outcomes": json.dumps(m.outcomes)} for m in self.mailboxes]
+        import pandas as pd  # only when a table is asked for: start-up time
+
         return pd.DataFrame(rows)
 
     @property
@@ -161,6 +167,15 @@ class RoutingResult:
     def totals(self) -> dict[str, int]:
         """The counts a person asks for first, in their words (the console's last line)."""
         outcomes = [r.outcome for r in self.rows]
+        if self.dry_run:  # what a real run would have done, in the same order
+            return {
+                "would create": outcomes.count("would-create"),
+                "duplicates": outcomes.count("duplicate"),
+                "skipped": sum(1 for o in outcomes if o.startswith(("skipped", "filtered"))),
+                "would quarantine": sum(1 for o in outcomes if o.startswith("would-quarantine")),
+                "invalid forwards": outcomes.count("invalid-forward"),
+                "failed mailboxes": len(self.failed_mailboxes),
+            }
         totals = {
             "created": outcomes.count("created"),
             "duplicates": outcomes.count("duplicate"),
@@ -176,34 +191,41 @@ class RoutingResult:
         return totals
 
     @property
+    def dry_run(self) -> bool:
+        """True for a dry run (``routing.dry_run``): the rows say what a real run would do."""
+        return bool(getattr(self.params, "dry_run", False))
+
+    @property
     def summary(self) -> dict[str, Any]:
-        seconds = (self.finished - self.started).total_seconds() if self.finished else None
-        return {
-            "run_id": self.run_id,
-            "library_version": emailrouter_lib.__version__,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
-            "seconds": round(seconds, 3) if seconds is not None else None,
-            "parameters_hash": self.params.fingerprint(),
-            "crm": self.params.crm,
-            "messages": len(self.rows),
-            "counts": self.counts,
-            "outgoing_counts": self.outgoing_counts,
-            "mailboxes": [
-                {k: v for k, v in asdict(m).items() if k != "outcomes"} | {"outcomes": m.outcomes}
-                for m in self.mailboxes
-            ],
-            "ok": self.ok,
-            "totals": self.totals,
-            "failures": self.failures,
-            "warnings": self.warnings,
-        }
+        """The one summary schema (``run_summary``); routing's own keys under ``details``."""
+        run = RunRecord("routing", self.run_id, self.started, self.finished)
+        run.parameters_hash = self.params.fingerprint()
+        return run_summary(
+            run,
+            counts=self.counts,
+            totals=self.totals,
+            ok=self.ok,
+            dry_run=self.dry_run,
+            failures=self.failures,
+            warnings=self.warnings,
+            details={
+                "crm": self.params.crm,
+                "messages": len(self.rows),
+                "outgoing_counts": self.outgoing_counts,
+                "mailboxes": [
+                    {k: v for k, v in asdict(m).items() if k != "outcomes"}
+                    | {"outcomes": m.outcomes}
+                    for m in self.mailboxes
+                ],
+            },
+        )
 
     def write_artifacts(self, run_dir: str | Path) -> dict[str, Path]:
         """summary.json, results.csv, mailboxes.csv and report.html in *run_dir*."""
-        # The renderer sits in the reports layer; the result hands it plain tables.
+        # Here, not at the top: pandas and matplotlib load only when artifacts are written
+        # (start-up time of a cron run, benchmarks/startup.py).
         from emailrouter_lib.reports.artifacts import write_run_artifacts
-        from emailrouter_lib.reports.routing import routing_page
+        from emailrouter_lib.routing.report import routing_page
 
         # Written after the CRM and the ledger committed: one message's text must never cost the
         # run its record, so every string is made storable here too (decide already did).
@@ -249,10 +271,13 @@ class RoutingResult:
                 state += f"; {m.resumable} item(s) left for the next run"
             lines.append(f"  mailbox {m.mailbox}: {state}")
         shown = ", ".join(f"{n} {name}" for name, n in self.totals.items())
-        lines.append(f"{'ok' if self.ok else 'FAILED'}: {shown}")
+        verdict = "ok" if self.ok else "FAILED"
+        if self.dry_run:
+            verdict += " (dry run, nothing changed)"
+        lines.append(f"{verdict}: {shown}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from emailrouter_lib.reports.routing import routing_html
+        from emailrouter_lib.routing.report import routing_html
 
         return routing_html(self)

@@ -39,7 +39,7 @@ from emailrouter_lib.config import ProviderConfig, RouterConfig
 from emailrouter_lib.crm.base import CrmBackend, MailboxSettingsStore, SendingMailbox
 from emailrouter_lib.errors import MailboxError, RoutingError
 from emailrouter_lib.mailboxes.ews_url import ews_url_for
-from emailrouter_lib.mailboxes.url import open_sender
+from emailrouter_lib.mailboxes.schemes import open_sender
 from emailrouter_lib.secrets import is_reference
 
 RULES = ("address", "default", "config", "crm-profile", "pickup")

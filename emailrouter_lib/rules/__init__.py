@@ -17,29 +17,39 @@ Mailboxes that cannot be reached over EWS (POP3, Exchange 2007, Exchange Online,
 get ``manual-rules.ps1`` (Exchange Management Shell) and ``manual-rules.md`` in the run folder.
 """
 
-from emailrouter_lib.rules.apply import AppliedRow, VerifiedRow, apply_plan, verify
-from emailrouter_lib.rules.flow import DEFAULTS, RulesResult, apply_result, find_targets, run
-from emailrouter_lib.rules.model import DEFAULT_RULE_NAME, RuleSpec, differences, is_ours
-from emailrouter_lib.rules.plan import PlanRow, RulePlan, build_plan, decide
-from emailrouter_lib.rules.targets import Target
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULTS",
-    "DEFAULT_RULE_NAME",
-    "AppliedRow",
-    "PlanRow",
-    "RulePlan",
-    "RuleSpec",
-    "RulesResult",
-    "Target",
-    "VerifiedRow",
-    "apply_plan",
-    "apply_result",
-    "build_plan",
-    "decide",
-    "differences",
-    "find_targets",
-    "is_ours",
-    "run",
-    "verify",
-]
+from emailrouter_lib.lazy_exports import lazy_exports
+
+# Imported on first use (start-up time: emailrouter_lib.lazy_exports says why).
+__all__, __getattr__, __dir__ = lazy_exports(
+    globals(),
+    {
+        "apply": (
+            "AppliedRow",
+            "VerifiedRow",
+            "apply_plan",
+            "verify",
+        ),
+        "flow": (
+            "DEFAULTS",
+            "RulesResult",
+            "apply_result",
+            "find_targets",
+            "run",
+        ),
+        "model": (
+            "DEFAULT_RULE_NAME",
+            "RuleSpec",
+            "differences",
+            "is_ours",
+        ),
+        "plan": (
+            "PlanRow",
+            "RulePlan",
+            "build_plan",
+            "decide",
+        ),
+        "targets": ("Target",),
+    },
+)

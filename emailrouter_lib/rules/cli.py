@@ -69,7 +69,9 @@ def _verify(args: argparse.Namespace) -> int:
         raise ConfigError("verify reads the mailboxes: give --ews URL")
     planned = rules.run(_params(args, dry_run=True))  # one read per mailbox
     checked = as_verified(planned.plan)
-    result = RulesResult(planned.plan, None, checked, dry_run=True, params=planned.params)
+    result = RulesResult(
+        planned.plan, None, checked, dry_run=True, params=planned.params, run=planned.run.finish()
+    )
     return _finish(result, args, all(v.status in ("ok", "skipped") for v in checked))
 
 

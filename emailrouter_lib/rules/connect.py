@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 from emailrouter_lib.errors import ConfigError
 from emailrouter_lib.mailboxes.ews_rules import EwsRules
 from emailrouter_lib.mailboxes.ews_url import EWS_SCHEMES, EwsMailboxURL, parse_ews_url
-from emailrouter_lib.mailboxes.url import redact_url
+from emailrouter_lib.mailboxes.schemes import redact_url
 from emailrouter_lib.secrets import resolve_secret
 
 _PROBE = "probe@example.invalid"

@@ -32,6 +32,7 @@ from emailrouter_lib.rules.targets import (
     targets_from_crm,
     with_forward_mailbox,
 )
+from emailrouter_lib.run_summary import RunRecord, run_summary
 from emailrouter_lib.secrets import refuse_literal_secrets
 
 DEFAULTS: dict[str, Any] = {
@@ -57,6 +58,7 @@ class RulesResult:
     verified: list[VerifiedRow] | None = None
     dry_run: bool = True
     params: dict[str, Any] = field(default_factory=dict, repr=False)
+    run: RunRecord = field(default_factory=lambda: RunRecord("rules"))
 
     @property
     def counts(self) -> dict[str, int]:
@@ -73,23 +75,35 @@ class RulesResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        summary: dict[str, Any] = {
-            "counts": self.counts,
-            "rule name": self.plan.rule_name,
+        """The one summary schema (``run_summary``); the rules' own keys under ``details``."""
+        details: dict[str, Any] = {
+            "rule_name": self.plan.rule_name,
             "mode": self.plan.mode,
-            "dry run": self.dry_run,
-            "mailboxes read": self.plan.read,
-            "outlook client-only rules at risk": sum(
+            "mailboxes_read": self.plan.read,
+            "outlook_client_only_rules_at_risk": sum(
                 1 for r in self.plan.changing if r.outlook_rules
             ),
             "manual": len(self.plan.manual),
-            "ok": self.ok,  # False: a rule failed or drifted (the runner exits 1)
         }
         if self.applied is not None:
-            summary["applied"] = _tally(r.outcome for r in self.applied)
+            details["applied"] = _tally(r.outcome for r in self.applied)
         if self.verified is not None:
-            summary["verified"] = _tally(v.status for v in self.verified)
-        return summary
+            details["verified"] = _tally(v.status for v in self.verified)
+        failures = [
+            f"mailbox {r.mailbox}: {r.outcome}: {r.detail}"
+            for r in self.applied or []
+            if r.outcome == "error"
+        ]
+        failures += [f"mailbox {v.mailbox}: drift: {v.detail}" for v in self.drift]
+        # ok False: a rule failed or drifted (the runner exits 1)
+        return run_summary(
+            self.run,
+            counts=self.counts,
+            ok=self.ok,
+            dry_run=self.dry_run,
+            failures=failures,
+            details=details,
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         tables = {"plan": self.plan.table()}
@@ -283,10 +297,12 @@ def run(params: Mapping[str, Any], *, targets: list[Target] | None = None) -> Ru
         connector=connector,
         max_concurrency=concurrency,
     )
-    result = RulesResult(plan, dry_run=bool(params["dry_run"]), params=dict(params))
-    if params["dry_run"]:
-        return result
-    return apply_result(result, connector, verify_after=bool(params.get("verify", True)))
+    run = RunRecord.begin("rules", params, run_id=params.get("run_id"))
+    result = RulesResult(plan, dry_run=bool(params["dry_run"]), params=dict(params), run=run)
+    if not params["dry_run"]:
+        result = apply_result(result, connector, verify_after=bool(params.get("verify", True)))
+    result.run.finish()
+    return result
 
 
 def apply_result(result: RulesResult, connector=None, *, verify_after: bool = True) -> RulesResult:
@@ -301,7 +317,9 @@ def apply_result(result: RulesResult, connector=None, *, verify_after: bool = Tr
     concurrency = int(result.params.get("max_concurrency", DEFAULTS["max_concurrency"]))
     applied = apply_plan(result.plan, connector, max_concurrency=concurrency)
     verified = verify(result.plan, connector, max_concurrency=concurrency) if verify_after else None
-    return RulesResult(result.plan, applied, verified, dry_run=False, params=result.params)
+    return RulesResult(
+        result.plan, applied, verified, dry_run=False, params=result.params, run=result.run
+    )
 
 
 __all__ = ["DEFAULTS", "RulesResult", "apply_result", "check_params", "find_targets", "run"]

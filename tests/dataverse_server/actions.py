@@ -322,7 +322,9 @@ class Operations:
             self.enqueue(queue_id, email_id, arguments.get("Subject"))
         return {"EmailId": email_id}
 
-    def enqueue(self, queue_id: str, object_id: str, title: str | None) -> str:
+    def enqueue(
+        self, queue_id: str, object_id: str, title: str | None, logical: str = "email"
+    ) -> str:
         """The queue item of *object_id* in *queue_id*: moved there if it is in another queue."""
         items = self.store.by_logical.get("queueitem")
         if items is None:
@@ -340,21 +342,23 @@ class Operations:
             return found[0]
         item_id = str(uuid.uuid4())
         stamp = now()
-        self.store.insert(
-            items,
-            {
-                "queueitemid": item_id,
-                "queueid": queue_id,
-                "objectid": object_id,
-                "objecttypecode": QUEUEITEM_EMAIL,
-                "title": (title or "")[:300],
-                "statecode": 0,
-                "statuscode": 1,
-                "enteredon": stamp,
-                "createdon": stamp,
-                "modifiedon": stamp,
-            },
-        )
+        values: dict[str, Any] = {
+            "queueitemid": item_id,
+            "queueid": queue_id,
+            "objectid": object_id,
+            "objecttypecode": QUEUEITEM_EMAIL if logical == "email" else None,
+            "title": (title or "")[:300],
+            "statecode": 0,
+            "statuscode": 1,
+            "enteredon": stamp,
+            "createdon": stamp,
+            "modifiedon": stamp,
+        }
+        values = {k: v for k, v in values.items() if k in items.schema.attributes}
+        lookup = items.lookup("objectid")
+        if lookup and lookup.typecolumn:  # the target of a polymorphic objectid
+            values[lookup.typecolumn] = logical
+        self.store.insert(items, {**values, items.key: item_id})
         return item_id
 
     def do_AddToQueue(self, arguments, bound, version) -> dict[str, Any]:
@@ -382,7 +386,7 @@ class Operations:
         if row is None:
             raise not_found(es, object_id)
         title = row["subject"] if "subject" in set(row.keys()) else None
-        return {"QueueItemId": self.enqueue(queue_id, object_id, title)}
+        return {"QueueItemId": self.enqueue(queue_id, object_id, title, logical)}
 
     def do_GetTrackingTokenEmail(self, arguments, bound, version) -> dict[str, Any]:
         """A token from the org's settings and the caller's usersettings numbers."""

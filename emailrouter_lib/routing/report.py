@@ -112,7 +112,11 @@ def _summary(result: RoutingResult, failed: int, quarantined: int) -> dict[str, 
     summary: dict[str, Any] = {
         "failed_mailboxes": failed,
         "messages": len(result.rows),
-        "activities_created": counts.get("created", 0),
+        **(
+            {"activities_a_real_run_would_create": counts.get("would-create", 0)}
+            if result.dry_run
+            else {"activities_created": counts.get("created", 0)}
+        ),
         "quarantined": quarantined,
         "skipped_or_filtered": counts.get("skipped", 0) + counts.get("filtered", 0),
         "mailboxes": len(result.mailboxes),
@@ -131,13 +135,20 @@ def _summary(result: RoutingResult, failed: int, quarantined: int) -> dict[str, 
 def _subtitle(result: RoutingResult) -> str:
     started = f"started {result.started:%Y-%m-%d %H:%M:%S} UTC"
     word = "mailbox" if len(result.mailboxes) == 1 else "mailboxes"
-    return f"{len(result.rows)} messages from {len(result.mailboxes)} {word}; {started}"
+    line = f"{len(result.rows)} messages from {len(result.mailboxes)} {word}; {started}"
+    return f"Dry run, nothing was changed: {line}" if result.dry_run else line
 
 
 def _figures(result: RoutingResult) -> dict[str, str]:
     from emailrouter_lib.reports.charts import BAD, GOOD, NEUTRAL, WARN, bar_chart
 
-    colour = {"created": GOOD, "duplicate": NEUTRAL, "skipped": NEUTRAL, "filtered": WARN}
+    colour = {
+        "created": GOOD,
+        "would-create": GOOD,
+        "duplicate": NEUTRAL,
+        "skipped": NEUTRAL,
+        "filtered": WARN,
+    }
     labelled: dict[str, int] = {}
     colours: dict[str, str] = {}
     for outcome, n in result.counts.items():

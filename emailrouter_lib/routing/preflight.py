@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from emailrouter_lib.errors import MailboxURLError, SecretError
 from emailrouter_lib.mailboxes import redact_url
-from emailrouter_lib.mailboxes.url import open_sender, parse_mailbox_url
+from emailrouter_lib.mailboxes.schemes import open_sender, parse_mailbox_url
 from emailrouter_lib.secrets import is_reference
 
 __all__ = ["check_mailbox_urls", "check_reference_template", "check_transports"]

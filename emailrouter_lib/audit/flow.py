@@ -21,6 +21,7 @@ from emailrouter_lib.audit.rule_check import (
     rule_findings,
 )
 from emailrouter_lib.audit.targets import Target, collect_targets
+from emailrouter_lib.run_summary import parameters_hash
 
 
 def run(params: dict[str, Any] | AuditParams) -> AuditResult:
@@ -44,6 +45,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
         ledger=str(ledger_path) if ledger.available else None,
         concurrency=p.concurrency,
         migration_plan=p.migration_plan,
+        parameters_hash=parameters_hash(p),
     )
     try:
         view = read_crm(crm)
