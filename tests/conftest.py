@@ -13,6 +13,19 @@ from collections.abc import Iterator
 import pytest
 from servers import HOST, Dovecot, ServerUnavailable, start_dovecot
 
+# Every fixture module, registered once for the whole suite: a test names a fixture as an
+# argument and pytest finds it here, instead of each test file importing it (and silencing the
+# linter about the import that only looks unused).
+pytest_plugins = [
+    "fixtures_audit",
+    "fixtures_dataverse",
+    "fixtures_ews",
+    "fixtures_migration",
+    "fixtures_rules",
+    "fixtures_smtp",
+    "fixtures_smtp_sink",
+]
+
 
 def _start(tls: bool) -> Iterator[Dovecot]:
     try:

@@ -1,6 +1,6 @@
 """An aiosmtpd sink with AUTH, for Test Access: plain (AUTH without TLS) and STARTTLS.
 
-``smtp_sink`` offers AUTH LOGIN/PLAIN on a plain connection (loopback only); ``smtp_sink_tls``
+``login_sink`` offers AUTH LOGIN/PLAIN on a plain connection (loopback only); ``login_sink_tls``
 offers STARTTLS with a throw-away self-signed certificate (untrusted unless ``ca_file`` is given)
 and AUTH only after it. Users: ``crm`` / ``crmpw``. Messages are kept in ``messages``.
 """
@@ -103,12 +103,12 @@ def _start(tls_folder: Path | None) -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def smtp_sink() -> Iterator[SmtpSink]:
+def login_sink() -> Iterator[SmtpSink]:
     """SMTP with AUTH on a plain loopback connection."""
     yield from _start(None)
 
 
 @pytest.fixture
-def smtp_sink_tls(tmp_path) -> Iterator[SmtpSink]:
+def login_sink_tls(tmp_path) -> Iterator[SmtpSink]:
     """SMTP with STARTTLS (self-signed certificate) and AUTH after it."""
     yield from _start(tmp_path)

@@ -10,10 +10,7 @@ backend without a role is refused up front, naming what it cannot do.
 from __future__ import annotations
 
 import pytest
-from fixtures_dataverse import (  # noqa: F401
-    dataverse_flavour,
-    flavoured_dataverse,
-    router_state_in_tmp,
+from fixtures_dataverse import (
     state_url,
 )
 
@@ -40,7 +37,7 @@ def _crm_rows(result) -> list[dict]:
 
 
 def test_the_audit_over_dataverse_reads_what_the_embedded_store_holds(
-    flavoured_dataverse,  # noqa: F811
+    flavoured_dataverse,
     tmp_path,
 ):
     over_web_api = audit.run({"crm": state_url(flavoured_dataverse, tmp_path), "since": None})

@@ -15,7 +15,7 @@ from collections import Counter
 from email.message import EmailMessage
 
 import pandas as pd
-from fixtures_ews import FORWARD_BOX, SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import FORWARD_BOX, SUPPORT_BOX, ews_url
 from fixtures_rules import RULE_NAME, rule_names, rule_xml, rules_url
 from routing_helpers import crm_store, demo_crm, message
 

@@ -10,8 +10,7 @@ import socket
 import time
 
 import pytest
-from fixtures_ews import SERVICE_LOGON, SUPPORT_BOX, ews_fixture  # noqa: F401
-from fixtures_smtp_sink import smtp_sink, smtp_sink_tls  # noqa: F401
+from fixtures_ews import SERVICE_LOGON, SUPPORT_BOX
 from servers import HOST
 
 from emailrouter_lib.config import RouterConfig
@@ -92,13 +91,13 @@ def test_a_silent_server_times_out_within_the_bound(monkeypatch):
 # --- SMTP against aiosmtpd --------------------------------------------------------------------
 
 
-def test_smtp_good_and_bad_login(smtp_sink, monkeypatch):  # noqa: F811
+def test_smtp_good_and_bad_login(login_sink, monkeypatch):
     monkeypatch.setenv("EMAILROUTER_TEST_SMTP_PW", "crmpw")
     monkeypatch.setenv("EMAILROUTER_TEST_WRONG", "nope")
-    base = f"smtp://crm@{smtp_sink.host}:{smtp_sink.port}?password="
+    base = f"smtp://crm@{login_sink.host}:{login_sink.port}?password="
     outcome, message, _ = probe(base + "env:EMAILROUTER_TEST_SMTP_PW")
     assert outcome == "ok" and "login of 'crm' accepted" in message
-    assert smtp_sink.logins == ["crm"] and smtp_sink.messages == []  # a probe sends nothing
+    assert login_sink.logins == ["crm"] and login_sink.messages == []  # a probe sends nothing
     outcome, message, _ = probe(base + "env:EMAILROUTER_TEST_WRONG")
     assert outcome == "auth-failed"
     assert "535" in message and "Authentication credentials invalid" in message
@@ -109,19 +108,21 @@ def test_smtp_closed_port(free_port):
     assert outcome == "unreachable" and "refused" in message
 
 
-def test_smtp_starttls_with_an_untrusted_certificate(smtp_sink_tls, monkeypatch):  # noqa: F811
+def test_smtp_starttls_with_an_untrusted_certificate(login_sink_tls, monkeypatch):
     monkeypatch.setenv("EMAILROUTER_TEST_SMTP_PW", "crmpw")
-    url = f"smtp://crm@{HOST}:{smtp_sink_tls.port}?starttls=1&password=env:EMAILROUTER_TEST_SMTP_PW"
+    url = (
+        f"smtp://crm@{HOST}:{login_sink_tls.port}?starttls=1&password=env:EMAILROUTER_TEST_SMTP_PW"
+    )
     outcome, message, _ = probe(url)
     assert outcome == "tls-failed"
     assert "not trusted" in message and "self-signed" in message
-    outcome, message, _ = probe(url, ca_file=smtp_sink_tls.ca_file)
+    outcome, message, _ = probe(url, ca_file=login_sink_tls.ca_file)
     assert outcome == "ok", message
 
 
-def test_smtp_auth_offered_only_after_tls(smtp_sink_tls, monkeypatch):  # noqa: F811
+def test_smtp_auth_offered_only_after_tls(login_sink_tls, monkeypatch):
     monkeypatch.setenv("EMAILROUTER_TEST_SMTP_PW", "crmpw")
-    url = f"smtp://crm@{HOST}:{smtp_sink_tls.port}?password=env:EMAILROUTER_TEST_SMTP_PW"
+    url = f"smtp://crm@{HOST}:{login_sink_tls.port}?password=env:EMAILROUTER_TEST_SMTP_PW"
     outcome, message, _ = probe(url)
     assert outcome == "error" and "offers no AUTH without TLS" in message
 
@@ -167,12 +168,12 @@ def _editor(pop3_port: int, smtp_port: int) -> ConfigEditor:
     return editor
 
 
-def test_access_table_for_a_configuration(dovecot, smtp_sink, monkeypatch):  # noqa: F811
+def test_access_table_for_a_configuration(dovecot, login_sink, monkeypatch):
     monkeypatch.setenv("EMAILROUTER_TEST_CFG_PW_alice", dovecot.users["alice"])
     monkeypatch.setenv("EMAILROUTER_TEST_CFG_PW_crm", "crmpw")
     monkeypatch.setenv("EMAILROUTER_TEST_CFG_PW_bob", "wrong")
     monkeypatch.setenv("EMAILROUTER_TEST_CFG_PW_support", "x")
-    editor = _editor(dovecot.ports["pop3"], smtp_sink.port)
+    editor = _editor(dovecot.ports["pop3"], login_sink.port)
     bob_id = "0a1b2c3d-13d8-e011-9077-00155d012a02"
     editor.addresses.update({ALICE_ID: "alice", bob_id: "bob", QUEUE_ID: "support@contoso.test"})
     editor.set_entry("user", ALICE_ID, outgoing="Sink SMTP")

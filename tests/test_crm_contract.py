@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from fixtures_dataverse import CrmPair, crm_pair, router_state_in_tmp  # noqa: F401
+from fixtures_dataverse import CrmPair
 
 from emailrouter_lib.crm import CrmBackend, NewAttachment, NewEmail, NewParty, Organization
 from emailrouter_lib.crm.base import (
@@ -56,7 +56,7 @@ def _insert(pair: CrmPair, table: str, **row) -> str:
     return next(v for k, v in row.items() if k.endswith("id"))
 
 
-def test_implements_the_protocol_with_default_organization(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_implements_the_protocol_with_default_organization(crm_pair: CrmPair) -> None:
     crm = crm_pair.crm
     assert isinstance(crm, CrmBackend)
     assert "password" not in crm.url or "password=env:" in crm.url
@@ -66,7 +66,7 @@ def test_implements_the_protocol_with_default_organization(crm_pair: CrmPair) ->
 
 @pytest.mark.parametrize(("entity", "idcol", "namecol", "column"), PARTY_COLUMNS)
 def test_every_email_column_is_case_insensitive(
-    crm_pair: CrmPair,  # noqa: F811
+    crm_pair: CrmPair,
     entity: str,
     idcol: str,
     namecol: str,
@@ -83,7 +83,7 @@ def test_every_email_column_is_case_insensitive(
     assert party.name == f"{entity} {column}"
 
 
-def test_multiple_matches_come_in_resolution_order(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_multiple_matches_come_in_resolution_order(crm_pair: CrmPair) -> None:
     shared = "shared@example.org"
     ids = {}
     for entity, idcol, namecol, column in reversed(PARTY_COLUMNS):
@@ -96,7 +96,7 @@ def test_multiple_matches_come_in_resolution_order(crm_pair: CrmPair) -> None:  
     assert [p.id for p in parties] == [ids[p.entity] for p in parties]
 
 
-def test_one_record_two_columns_is_listed_once_and_inactive_ones_not(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_one_record_two_columns_is_listed_once_and_inactive_ones_not(crm_pair: CrmPair) -> None:
     twice = _insert(
         crm_pair,
         "contact",
@@ -119,7 +119,7 @@ def test_one_record_two_columns_is_listed_once_and_inactive_ones_not(crm_pair: C
     assert [p.id for p in found["twice@example.org"]] == [twice]
 
 
-def test_recipients_are_users_by_primary_address_and_queues(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_recipients_are_users_by_primary_address_and_queues(crm_pair: CrmPair) -> None:
     user = _insert(
         crm_pair,
         "systemuser",
@@ -155,7 +155,7 @@ def test_recipients_are_users_by_primary_address_and_queues(crm_pair: CrmPair) -
     assert by_id[user.lower()].entity == "systemuser" and by_id[queue.lower()].name == "Help"
 
 
-def test_batched_lookups_beyond_one_chunk_and_one_batch(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_batched_lookups_beyond_one_chunk_and_one_batch(crm_pair: CrmPair) -> None:
     from emailrouter_lib.crm.demo import add_bulk_contacts
 
     count = 450  # more than one In(...) list of 200 values
@@ -174,7 +174,7 @@ def test_batched_lookups_beyond_one_chunk_and_one_batch(crm_pair: CrmPair) -> No
     assert crm_pair.store.count("email") == 520 and crm_pair.store.count("activityparty") == 520
 
 
-def test_message_id_token_and_conversation_lookups(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_message_id_token_and_conversation_lookups(crm_pair: CrmPair) -> None:
     crm = crm_pair.crm
     contact = _insert(crm_pair, "contact", contactid=gid(), fullname="C", emailaddress1="c@x.org")
     index = make_conversation_index(133_500_000_000_000_000, b"0123456789abcdef")
@@ -208,7 +208,7 @@ def test_message_id_token_and_conversation_lookups(crm_pair: CrmPair) -> None:  
     assert list(by_activity) == [older.activityid]
 
 
-def test_create_emails_writes_parties_attachments_and_links(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_create_emails_writes_parties_attachments_and_links(crm_pair: CrmPair) -> None:
     crm, store = crm_pair.crm, crm_pair.store
     queue = _insert(crm_pair, "queue", queueid=gid(), name="Help", emailaddress="help@corp.example")
     contact = _insert(
@@ -284,7 +284,7 @@ def test_create_emails_writes_parties_attachments_and_links(crm_pair: CrmPair) -
     assert original.activityid not in read_back
 
 
-def test_create_emails_is_all_or_nothing(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_create_emails_is_all_or_nothing(crm_pair: CrmPair) -> None:
     crm, store = crm_pair.crm, crm_pair.store
     existing = _email()
     crm.create_emails([existing])
@@ -306,7 +306,7 @@ def test_create_emails_is_all_or_nothing(crm_pair: CrmPair) -> None:  # noqa: F8
     assert store.email(good.activityid) is not None
 
 
-def test_create_contact_for_an_unknown_sender(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_create_contact_for_an_unknown_sender(crm_pair: CrmPair) -> None:
     crm = crm_pair.crm
     party = crm.create_contact("New.Person@Else.example", "New Person")
     assert (party.entity, party.name, party.emailaddress) == (
@@ -320,7 +320,7 @@ def test_create_contact_for_an_unknown_sender(crm_pair: CrmPair) -> None:  # noq
     assert (row["firstname"], row["lastname"]) == ("New", "Person")
 
 
-def test_empty_calls_cost_nothing(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_empty_calls_cost_nothing(crm_pair: CrmPair) -> None:
     crm = crm_pair.crm
     assert crm.parties_by_address([]) == {} and crm.recipients_by_address([" "]) == {}
     assert crm.emails_by_message_id([]) == {} and crm.recipients_by_id([]) == {}
@@ -422,7 +422,7 @@ def _last_error(pair: CrmPair, activityid: str) -> str | None:
     return pair.crm.last_delivery_error(activityid)
 
 
-def test_outgoing_emails_come_oldest_first_with_sender_and_parties(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_outgoing_emails_come_oldest_first_with_sender_and_parties(crm_pair: CrmPair) -> None:
     from emailrouter_lib.crm.base import STATUS_PENDING_SEND
 
     ids = _outgoing_world(crm_pair)
@@ -458,7 +458,7 @@ def test_outgoing_emails_come_oldest_first_with_sender_and_parties(crm_pair: Crm
     assert crm_pair.crm.outgoing_emails([], limit=5) == []
 
 
-def test_status_changes_are_compare_and_set(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_status_changes_are_compare_and_set(crm_pair: CrmPair) -> None:
     from emailrouter_lib.crm.base import (
         STATE_COMPLETED,
         STATE_OPEN,
@@ -533,7 +533,7 @@ def test_status_changes_are_compare_and_set(crm_pair: CrmPair) -> None:  # noqa:
     assert crm.update_email_status([]) == set()
 
 
-def test_tracking_numbers_continue_after_stored_tokens_and_wrap(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_tracking_numbers_continue_after_stored_tokens_and_wrap(crm_pair: CrmPair) -> None:
     crm, ids = crm_pair.crm, _outgoing_world(crm_pair)
     with crm_pair.store.transaction() as conn:
         conn.execute("UPDATE organization SET maximumtrackingnumber = 9")
@@ -548,7 +548,7 @@ def test_tracking_numbers_continue_after_stored_tokens_and_wrap(crm_pair: CrmPai
     assert crm.allocate_tracking_numbers({}) == {}
 
 
-def test_smart_matching_hashes_newest_first(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_smart_matching_hashes_newest_first(crm_pair: CrmPair) -> None:
     from emailrouter_lib.crm.base import EmailHashes
 
     crm = crm_pair.crm
@@ -570,7 +570,7 @@ def test_smart_matching_hashes_newest_first(crm_pair: CrmPair) -> None:  # noqa:
 # -- mailbox settings (MailboxSettingsStore: migration to server-side synchronization) ---------
 
 
-def test_profiles_are_created_updated_and_unchanged_by_name(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_profiles_are_created_updated_and_unchanged_by_name(crm_pair: CrmPair) -> None:
     store = crm_pair.crm
     values = {
         "name": "Exchange Online",
@@ -596,7 +596,7 @@ def test_profiles_are_created_updated_and_unchanged_by_name(crm_pair: CrmPair) -
     assert store.email_server_profiles() == []
 
 
-def test_mailboxes_by_owner_and_forward_address_and_the_channel(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_mailboxes_by_owner_and_forward_address_and_the_channel(crm_pair: CrmPair) -> None:
     store = crm_pair.crm
     user = _insert(
         crm_pair,
@@ -663,7 +663,7 @@ def test_mailboxes_by_owner_and_forward_address_and_the_channel(crm_pair: CrmPai
     assert store.set_email_connection_channel(1).before == {"emailconnectionchannel": 0}
 
 
-def test_update_recipient_writes_only_delivery_methods_that_differ(crm_pair: CrmPair) -> None:  # noqa: F811
+def test_update_recipient_writes_only_delivery_methods_that_differ(crm_pair: CrmPair) -> None:
     store = crm_pair.crm
     queue = _insert(crm_pair, "queue", queueid=gid(), name="Q", incomingemaildeliverymethod=0)
     methods = {"incomingemaildeliverymethod": 2, "outgoingemaildeliverymethod": 2}

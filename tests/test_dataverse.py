@@ -10,13 +10,9 @@ import uuid
 
 import pytest
 from dataverse_server import Fault
-from fixtures_dataverse import (  # noqa: F401
-    NTLM_ACCOUNT,
+from fixtures_dataverse import (
     NTLM_ENV,
-    fake_dataverse,
-    ntlm_dataverse,
     ntlm_url,
-    router_state_in_tmp,
     start_fake,
 )
 
@@ -78,7 +74,7 @@ def test_bad_urls_are_refused_with_the_fix_and_without_the_secret(url, says):
 # -- auth -------------------------------------------------------------------------------------
 
 
-def test_ntlm_handshake_against_pyspnego(ntlm_dataverse):  # noqa: F811
+def test_ntlm_handshake_against_pyspnego(ntlm_dataverse):
     with open_crm(ntlm_url(ntlm_dataverse)) as crm:
         assert crm.organization().name == "Contoso"
         assert demo.CAROL.address in crm.parties_by_address([demo.CAROL.address])
@@ -86,7 +82,7 @@ def test_ntlm_handshake_against_pyspnego(ntlm_dataverse):  # noqa: F811
     assert statuses[:2] == [401, 401] and 200 in statuses
 
 
-def test_wrong_ntlm_password_says_what_to_check(ntlm_dataverse, monkeypatch):  # noqa: F811
+def test_wrong_ntlm_password_says_what_to_check(ntlm_dataverse, monkeypatch):
     monkeypatch.setenv(NTLM_ENV, "not-the-password")
     with pytest.raises(CrmAuthError, match="credentials were refused") as caught:
         open_crm(ntlm_url(ntlm_dataverse)).organization()
@@ -94,7 +90,7 @@ def test_wrong_ntlm_password_says_what_to_check(ntlm_dataverse, monkeypatch):  #
     assert "not-the-password" not in str(caught.value)
 
 
-def test_negotiate_falls_back_to_ntlm(ntlm_dataverse):  # noqa: F811
+def test_negotiate_falls_back_to_ntlm(ntlm_dataverse):
     url = ntlm_url(ntlm_dataverse).replace("auth=ntlm", "auth=negotiate")
     with open_crm(url) as crm:
         assert crm.organization().name == "Contoso"
@@ -116,7 +112,7 @@ def test_bearer_token_from_a_provider(tmp_path):
 # -- throttling, timeouts, errors ---------------------------------------------------------------
 
 
-def test_retry_after_is_honoured_then_the_request_goes_through(fake_dataverse):  # noqa: F811
+def test_retry_after_is_honoured_then_the_request_goes_through(fake_dataverse):
     fake_dataverse.faults.queue.extend([Fault(429, 0.3), Fault(503, 0.2)])
     crm = open_crm(fake_dataverse.crm_url())
     started = time.perf_counter()
@@ -126,7 +122,7 @@ def test_retry_after_is_honoured_then_the_request_goes_through(fake_dataverse): 
     assert crm.stats["waited_ms"] == 500
 
 
-def test_the_total_wait_is_bounded(fake_dataverse):  # noqa: F811
+def test_the_total_wait_is_bounded(fake_dataverse):
     fake_dataverse.faults.throttle_every = 1
     fake_dataverse.faults.throttle_retry_after = 30
     crm = open_crm(fake_dataverse.crm_url(max_wait="5"))
@@ -139,7 +135,7 @@ def test_the_total_wait_is_bounded(fake_dataverse):  # noqa: F811
     assert (error.status, error.code, error.retry_after) == (429, "0x80072322", 30)
 
 
-def test_a_429_storm_beyond_the_retries_is_a_throttled_error(fake_dataverse):  # noqa: F811
+def test_a_429_storm_beyond_the_retries_is_a_throttled_error(fake_dataverse):
     fake_dataverse.faults.throttle_every = 1
     fake_dataverse.faults.throttle_retry_after = 0.01
     crm = open_crm(fake_dataverse.crm_url(retries="2"))
@@ -150,7 +146,7 @@ def test_a_429_storm_beyond_the_retries_is_a_throttled_error(fake_dataverse):  #
     assert isinstance(error, CrmError) and crm.stats["throttled"] == 3
 
 
-def test_gateway_failures_beyond_the_wait_are_not_throttling(fake_dataverse):  # noqa: F811
+def test_gateway_failures_beyond_the_wait_are_not_throttling(fake_dataverse):
     fake_dataverse.faults.queue.extend([Fault(502, 30)])
     crm = open_crm(fake_dataverse.crm_url(max_wait="5"))
     with pytest.raises(CrmHTTPError, match=r"answered 502") as caught:
@@ -159,14 +155,14 @@ def test_gateway_failures_beyond_the_wait_are_not_throttling(fake_dataverse):  #
     assert not isinstance(caught.value, CrmThrottledError | CrmAuthError)
 
 
-def test_dropped_connections_are_retried(fake_dataverse):  # noqa: F811
+def test_dropped_connections_are_retried(fake_dataverse):
     fake_dataverse.faults.queue.append(Fault(kind="drop"))
     crm = open_crm(fake_dataverse.crm_url())
     assert crm.organization().name == "Contoso"
     assert crm.stats["timeouts"] == 1
 
 
-def test_a_malformed_request_names_the_server_error_and_what_to_do(fake_dataverse):  # noqa: F811
+def test_a_malformed_request_names_the_server_error_and_what_to_do(fake_dataverse):
     crm = open_crm(fake_dataverse.crm_url())
     with pytest.raises(CrmHTTPError) as caught:
         crm._get("contacts?$select=nosuchcolumn")
@@ -205,7 +201,7 @@ def test_v9_continues_on_error_when_asked_and_v8_stops(tmp_path):
     assert [a.status for a in answers8] == [400]  # CRM 2016 ignores continue-on-error
 
 
-def test_a_change_set_rolls_back_and_names_the_failing_request(fake_dataverse):  # noqa: F811
+def test_a_change_set_rolls_back_and_names_the_failing_request(fake_dataverse):
     crm = open_crm(fake_dataverse.crm_url())
     contact = str(uuid.uuid4())
     answers = crm._post_batch(
@@ -236,7 +232,7 @@ def test_a_change_set_rolls_back_and_names_the_failing_request(fake_dataverse): 
     assert crm.session.json("GET", f"contacts?$filter=contactid eq {contact}")["value"] == []
 
 
-def test_paging_follows_next_links(fake_dataverse):  # noqa: F811
+def test_paging_follows_next_links(fake_dataverse):
     crm = open_crm(fake_dataverse.crm_url(pagesize="3"))
     rows = crm._get("contacts?$select=fullname&$orderby=fullname asc")
     everyone = open_crm(fake_dataverse.crm_url())._get(
@@ -247,7 +243,7 @@ def test_paging_follows_next_links(fake_dataverse):  # noqa: F811
     assert len(pages) == (len(rows) - 1) // 3
 
 
-def test_upserts_with_if_match_and_if_none_match(fake_dataverse):  # noqa: F811
+def test_upserts_with_if_match_and_if_none_match(fake_dataverse):
     crm = open_crm(fake_dataverse.crm_url())
     new = str(uuid.uuid4())
     body = json.dumps({"fullname": "Up Sert", "lastname": "Sert"}).encode()
@@ -267,7 +263,7 @@ def test_upserts_with_if_match_and_if_none_match(fake_dataverse):  # noqa: F811
     assert patch(new, **{"If-Match": 'W/"0"'}) == 412
 
 
-def test_version_and_whoami(fake_dataverse):  # noqa: F811
+def test_version_and_whoami(fake_dataverse):
     crm = open_crm(fake_dataverse.crm_url(api="v8.2"))
     assert crm.session.json("GET", "RetrieveVersion()")["Version"].startswith("8.2")
     assert crm.session.json("GET", "WhoAmI()")["OrganizationId"] == demo.ORG_ID

@@ -16,10 +16,7 @@ from xml.etree import ElementTree as ET
 import pytest
 import requests
 from dataverse_server import FakeDataverse
-from fixtures_dataverse import (  # noqa: F401
-    dataverse_flavour,
-    flavoured_dataverse,
-    router_state_in_tmp,
+from fixtures_dataverse import (
     start_fake,
 )
 
@@ -89,26 +86,26 @@ def refused(response: requests.Response, status: int, code: str, *names: str) ->
 
 
 @pytest.fixture
-def api(flavoured_dataverse) -> Api:  # noqa: F811
+def api(flavoured_dataverse) -> Api:
     return Api(flavoured_dataverse)
 
 
 @pytest.fixture
-def online(tmp_path, router_state_in_tmp):  # noqa: F811
+def online(tmp_path, router_state_in_tmp):
     server = start_fake(tmp_path / "online", flavour="online")
     yield Api(server)
     server.stop()
 
 
 @pytest.fixture
-def onprem(tmp_path, router_state_in_tmp):  # noqa: F811
+def onprem(tmp_path, router_state_in_tmp):
     server = start_fake(tmp_path / "onprem", flavour="onprem")
     yield Api(server)
     server.stop()
 
 
 @pytest.fixture
-def crm2016(tmp_path, router_state_in_tmp):  # noqa: F811
+def crm2016(tmp_path, router_state_in_tmp):
     server = start_fake(tmp_path / "crm2016", flavour="crm2016")
     yield Api(server)
     server.stop()

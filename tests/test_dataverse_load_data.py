@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 import pytest
 from dataverse_server import FLAVOURS
-from fixtures_dataverse import router_state_in_tmp, start_fake  # noqa: F401
+from fixtures_dataverse import start_fake
 
 from emailrouter_lib.config import load_config
 from emailrouter_lib.config.cli import register
@@ -45,7 +45,7 @@ def gid() -> str:
 
 
 @pytest.fixture(params=FLAVOURS)
-def server(request, tmp_path, router_state_in_tmp):  # noqa: F811
+def server(request, tmp_path, router_state_in_tmp):
     """The strict fake over the demo, once per flavour (online, onprem, crm2016)."""
     fake = start_fake(tmp_path, flavour=request.param)
     yield fake

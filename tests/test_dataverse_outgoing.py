@@ -6,8 +6,6 @@ a process killed with SIGKILL at each outgoing crash point, and a migration appl
 rollback that leaves every touched row as it was.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixture modules are test arguments)
-
 from __future__ import annotations
 
 import signal
@@ -16,14 +14,10 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from fixtures_dataverse import (  # noqa: F401
-    dataverse_flavour,
-    flavoured_dataverse,
-    router_state_in_tmp,
-    start_fake,
+from fixtures_dataverse import (
     state_url,
 )
-from fixtures_smtp import parse, send_pending, smtp_sink  # noqa: F401
+from fixtures_smtp import parse, send_pending
 from routing_helpers import route_in_subprocess
 
 from emailrouter_lib.crm import SqliteCrm, open_crm

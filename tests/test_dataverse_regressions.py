@@ -6,18 +6,13 @@ fake answers from Microsoft's published entity metadata per flavour (``online`` 
 sends is valid only if Microsoft's schema says so.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixture modules are test arguments)
-
 from __future__ import annotations
 
 import base64
 from pathlib import Path
 
 import pytest
-from fixtures_dataverse import (  # noqa: F401
-    dataverse_flavour,
-    flavoured_dataverse,
-    router_state_in_tmp,
+from fixtures_dataverse import (
     start_fake,
     state_url,
 )

@@ -11,13 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_dataverse import (  # noqa: F401
+from fixtures_dataverse import (
     NTLM_ENV,
-    dataverse_flavour,
-    flavoured_dataverse,
-    ntlm_dataverse,
     ntlm_url,
-    router_state_in_tmp,
 )
 from routing_helpers import drop, maildir_url, message, route
 
@@ -31,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def fake_dataverse(flavoured_dataverse):  # noqa: F811
+def fake_dataverse(flavoured_dataverse):
     """The strict fake in each flavour (online, onprem, crm2016): every test here runs thrice."""
     return flavoured_dataverse
 
@@ -166,7 +162,7 @@ def test_unknown_sender_becomes_a_contact_when_the_user_asks(fake_dataverse, tmp
     assert contact["fullname"] == "New Person"
 
 
-def test_routing_through_ntlm(ntlm_dataverse, tmp_path):  # noqa: F811
+def test_routing_through_ntlm(ntlm_dataverse, tmp_path):
     result = routed(
         ntlm_dataverse, tmp_path, message("over NTLM"), crm_url=ntlm_url(ntlm_dataverse)
     )
@@ -267,7 +263,7 @@ def test_a_timeout_after_the_commit_is_retried_without_a_second_copy(fake_datave
         assert len(db.emails_with_message_id(msg["Message-ID"])) == 1
 
 
-def test_routing_notebook_runs_against_the_fake_dataverse(ntlm_dataverse, tmp_path):  # noqa: F811
+def test_routing_notebook_runs_against_the_fake_dataverse(ntlm_dataverse, tmp_path):
     from emailrouter_lib.runner import run_notebook
 
     drop(tmp_path / "Maildir", message("from the notebook"), message("and another"))

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import pytest
 from ews_server.soap import fault
-from fixtures_ews import (  # noqa: F401
+from fixtures_ews import (
     SUPPORT_BOX,
     USERS,
     autodiscover_url,
-    ews_ca_fixture,
-    ews_fixture,
-    ews_tls_fixture,
 )
 from routing_helpers import demo_crm, message, route
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 from exchangelib.properties import ItemId
-from fixtures_ews import SUPPORT_BOX, ews_ca_fixture, ews_tls_fixture, ews_url  # noqa: F401
+from fixtures_ews import SUPPORT_BOX, ews_url
 from routing_helpers import message
 
 from emailrouter_lib.mailboxes import open_source, parse_mailbox_url

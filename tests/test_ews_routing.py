@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import pytest
-from fixtures_ews import FORWARD_BOX, SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import FORWARD_BOX, SUPPORT_BOX, ews_url
 from routing_helpers import crm_store, demo_crm, message, route, route_in_subprocess
 
 from emailrouter_lib.crm import demo

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures_ews import SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import SUPPORT_BOX, ews_url
 from routing_helpers import message
 
 from emailrouter_lib.errors import MailboxAuthError, MailboxConnectError, MailboxSendError

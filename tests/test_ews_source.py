@@ -14,7 +14,7 @@ import requests
 from exchangelib import DELEGATE, IMPERSONATION, Account, Configuration, Credentials, Version
 from exchangelib.properties import Actions, Address, Rule
 from exchangelib.version import EXCHANGE_2016
-from fixtures_ews import FORWARD_BOX, PASSWORD, SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import FORWARD_BOX, PASSWORD, SUPPORT_BOX, ews_url
 from routing_helpers import message
 
 from emailrouter_lib.errors import (

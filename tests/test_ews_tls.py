@@ -8,13 +8,11 @@ import time
 
 import pytest
 from ews_server import FakeEws
-from fixtures_ews import (  # noqa: F401
+from fixtures_ews import (
     PASSWORD,
     SERVICE,
     SUPPORT_BOX,
     TestCA,
-    ews_ca_fixture,
-    ews_tls_fixture,
     ews_url,
     make_test_ca,
 )

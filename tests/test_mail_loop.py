@@ -7,8 +7,6 @@ The incoming batch reads the CRM user's mailbox over IMAP, and each reply is lin
 original's regarding record with the method that found it (3, 4, 6). Root only (Postfix).
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixtures_smtp are test arguments)
-
 from __future__ import annotations
 
 import smtplib
@@ -17,7 +15,7 @@ from email import message_from_bytes, policy
 from email.utils import make_msgid
 
 import pytest
-from fixtures_smtp import postfix, send_pending  # noqa: F401
+from fixtures_smtp import send_pending
 from routing_helpers import crm_store, demo_crm, message, route
 from servers import Dovecot
 

@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_migration import (  # noqa: F401
+from fixtures_migration import (
     DATA,
     SAMPLE,
     assert_no_secret,
-    demo_crm,
-    sample,
     variant,
 )
 
@@ -53,7 +51,7 @@ def mailbox(plan: MigrationPlan, owner: str) -> MailboxPlan:
 # --- the reference sample ----------------------------------------------------------------------
 
 
-def test_reference_sample_plans_microsofts_mapping(sample):  # noqa: F811
+def test_reference_sample_plans_microsofts_mapping(sample):
     plan = build_plan([load_config(sample)], options=FIXED)
     profiles = {p.name: p for p in plan.profiles}
     assert set(profiles) == {
@@ -90,7 +88,7 @@ def test_reference_sample_plans_microsofts_mapping(sample):  # noqa: F811
     assert {"non-ssl", "exchange-smtp", "no-crm"} <= set(codes(plan))
 
 
-def test_plan_json_has_the_dataverse_fields_and_no_secret(sample, tmp_path):  # noqa: F811
+def test_plan_json_has_the_dataverse_fields_and_no_secret(sample, tmp_path):
     plan = build_plan([load_config(sample)], options=FIXED)
     written = write_plan(plan, tmp_path / "plan.json", "json")
     data = json.loads(written[0].read_text(encoding="utf-8"))
@@ -138,7 +136,7 @@ def _content(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_reference_sample_against_the_demo_crm_finds_every_mailbox(sample, demo_crm):  # noqa: F811
+def test_reference_sample_against_the_demo_crm_finds_every_mailbox(sample, demo_crm):
     """`emailrouter crm init --demo` creates the records the bundled sample names (issue 15.6)."""
     plan = build_plan([load_config(sample)], demo_crm, FIXED)
     assert [mb.owner for mb in plan.mailboxes if mb.action == "skip"] == []
@@ -146,7 +144,7 @@ def test_reference_sample_against_the_demo_crm_finds_every_mailbox(sample, demo_
     assert mailbox(plan, "forward:crm-sink@contoso.com").action == "create"
 
 
-def test_demo_config_is_the_bundled_sample(sample, tmp_path):  # noqa: F811
+def test_demo_config_is_the_bundled_sample(sample, tmp_path):
     demo = prepare_migration_demo(tmp_path)
     assert demo.config.read_bytes() == sample.read_bytes()
 
@@ -205,7 +203,7 @@ def test_state_file_is_read_when_given(tmp_path):
 # --- several routers ---------------------------------------------------------------------------
 
 
-def test_several_routers_with_overlapping_users(demo_crm):  # noqa: F811
+def test_several_routers_with_overlapping_users(demo_crm):
     plan = plan_of("router-a.xml", "router-b.xml", crm=demo_crm)
     found = codes(plan)
     assert found.count("in-several-routers") == 2  # Bob and the Sales queue
@@ -245,7 +243,7 @@ def test_legacy_profiles_are_not_migrated_with_reasons():
     assert all(mb.action == "skip" and "not migrated" in mb.reason for mb in plan.mailboxes)
 
 
-def test_crm_checks_warn_about_approval_disabled_and_unlisted(demo_crm):  # noqa: F811
+def test_crm_checks_warn_about_approval_disabled_and_unlisted(demo_crm):
     plan = plan_of("router-a.xml", "minimal.xml", crm=demo_crm)
     found = {(w.code, w.owner) for w in plan.warnings}
     assert ("mailbox-disabled", "user:de4ba532-b6b5-544c-9b3c-eae548223396") in found  # Dana

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fixtures_migration import (  # noqa: F401
+from fixtures_migration import (
     FaultyStore,
     assert_no_secret,
-    demo_crm,
-    sample,
     set_delivery_methods,
     snapshot,
     variant,
@@ -49,11 +47,11 @@ def plan_for(crm, *names):
     return build_plan(routers, crm, PlanOptions(created="2024-03-08T00:00:00Z"))
 
 
-def test_sqlite_crm_is_a_mailbox_settings_store(demo_crm):  # noqa: F811
+def test_sqlite_crm_is_a_mailbox_settings_store(demo_crm):
     assert isinstance(demo_crm, MailboxSettingsStore)
 
 
-def test_apply_twice_changes_nothing_the_second_time(demo_crm, tmp_path):  # noqa: F811
+def test_apply_twice_changes_nothing_the_second_time(demo_crm, tmp_path):
     plan = plan_for(demo_crm, "router-a.xml", "router-b.xml")
     first = apply_plan(plan, demo_crm, record_path=tmp_path / "record.json")
     assert first.status == "applied" and first.changed > 0
@@ -69,7 +67,7 @@ def test_apply_twice_changes_nothing_the_second_time(demo_crm, tmp_path):  # noq
     assert replanned.organization.action == "unchanged"
 
 
-def test_apply_writes_the_planned_values(demo_crm):  # noqa: F811
+def test_apply_writes_the_planned_values(demo_crm):
     plan = plan_for(demo_crm, "router-a.xml")
     apply_plan(plan, demo_crm)
     profiles = {row["name"]: row for row in demo_crm.rows("emailserverprofile")}
@@ -87,7 +85,7 @@ def test_apply_writes_the_planned_values(demo_crm):  # noqa: F811
     assert demo_crm.organization().emailconnectionchannel == 0
 
 
-def test_rollback_restores_the_exact_previous_rows(demo_crm, tmp_path):  # noqa: F811
+def test_rollback_restores_the_exact_previous_rows(demo_crm, tmp_path):
     before = snapshot(demo_crm)
     plan = plan_for(demo_crm, "router-a.xml", "router-b.xml")
     record_path = tmp_path / "record.json"
@@ -103,7 +101,7 @@ def test_rollback_restores_the_exact_previous_rows(demo_crm, tmp_path):  # noqa:
     assert_no_secret(record_path.read_text(encoding="utf-8"), "the apply record")
 
 
-def test_a_json_plan_applies_like_the_plan_itself(demo_crm, tmp_path):  # noqa: F811
+def test_a_json_plan_applies_like_the_plan_itself(demo_crm, tmp_path):
     plan = plan_for(demo_crm, "router-a.xml")
     (path,) = write_plan(plan, tmp_path / "plan.json")
     record = apply_plan(read_plan(path), demo_crm)
@@ -111,7 +109,7 @@ def test_a_json_plan_applies_like_the_plan_itself(demo_crm, tmp_path):  # noqa: 
     assert record.changed > 0 and direct.changed == 0
 
 
-def test_rollback_refuses_another_crm(demo_crm, tmp_path):  # noqa: F811
+def test_rollback_refuses_another_crm(demo_crm, tmp_path):
     record = apply_plan(plan_for(demo_crm, "router-a.xml"), demo_crm)
     other = open_crm(init_crm(f"sqlite:///{tmp_path / 'other.sqlite'}", demo=True))
     try:
@@ -121,7 +119,7 @@ def test_rollback_refuses_another_crm(demo_crm, tmp_path):  # noqa: F811
         other.close()
 
 
-def test_apply_writes_delivery_methods_on_the_user_and_queue_too(demo_crm):  # noqa: F811
+def test_apply_writes_delivery_methods_on_the_user_and_queue_too(demo_crm):
     set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
     plan = plan_for(demo_crm, *ROUTERS)
     queue_plan = next(mb for mb in plan.mailboxes if mb.owner == f"queue:{SUPPORT_QUEUE}")
@@ -137,7 +135,7 @@ def test_apply_writes_delivery_methods_on_the_user_and_queue_too(demo_crm):  # n
     assert record.transaction is True
 
 
-def test_apply_again_then_rollback_restores_every_touched_table(demo_crm, tmp_path):  # noqa: F811
+def test_apply_again_then_rollback_restores_every_touched_table(demo_crm, tmp_path):
     set_delivery_methods(demo_crm, "queue", SUPPORT_QUEUE, 0, 0)
     before = snapshot(demo_crm)
     record_path = tmp_path / "record.json"
@@ -160,7 +158,7 @@ def test_apply_again_then_rollback_restores_every_touched_table(demo_crm, tmp_pa
     ],
 )
 def test_a_failure_mid_apply_on_sqlite_leaves_nothing_written(
-    demo_crm,  # noqa: F811
+    demo_crm,
     tmp_path,
     method,
     after,
@@ -180,7 +178,7 @@ def test_a_failure_mid_apply_on_sqlite_leaves_nothing_written(
 
 
 def test_without_a_transaction_the_record_undoes_a_partial_apply(
-    demo_crm,  # noqa: F811
+    demo_crm,
     tmp_path,
     monkeypatch,
 ):

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fixtures_migration import (  # noqa: F401
+from fixtures_migration import (
     FaultyStore,
-    demo_crm,
     snapshot,
     variant,
 )
@@ -54,7 +53,7 @@ def mailbox_of(crm, owner: str) -> dict:
     return rows[0]
 
 
-def test_the_first_batch_is_planned_then_applied_once(demo_crm, tmp_path):  # noqa: F811
+def test_the_first_batch_is_planned_then_applied_once(demo_crm, tmp_path):
     plan = migrated(demo_crm)
     enable = plan_test_and_enable(plan, demo_crm, batch_size=3, now=NOW)
     assert [r.kind for r in enable.rows] == ["queue", "queue", "forward"]  # queues first
@@ -92,7 +91,7 @@ def test_the_first_batch_is_planned_then_applied_once(demo_crm, tmp_path):  # no
     assert snapshot(demo_crm) == before
 
 
-def test_the_schedule_start_sets_process_email_from_and_later_batches(demo_crm):  # noqa: F811
+def test_the_schedule_start_sets_process_email_from_and_later_batches(demo_crm):
     plan = migrated(demo_crm)
     first = plan_test_and_enable(plan, demo_crm, batch_size=2, start="2024-06-01T18:00:00Z")
     assert {r.processemailreceivedafter for r in first.rows} == {"2024-05-31T18:00:00Z"}
@@ -107,7 +106,7 @@ def test_the_schedule_start_sets_process_email_from_and_later_batches(demo_crm):
         plan_test_and_enable(plan, demo_crm, batch=99)
 
 
-def test_before_the_migration_new_mailboxes_are_skipped(demo_crm):  # noqa: F811
+def test_before_the_migration_new_mailboxes_are_skipped(demo_crm):
     plan = build_plan([load_config(variant("router-b.xml"))], demo_crm)
     enable = plan_test_and_enable(plan, demo_crm, now=NOW)
     skipped = [r for r in enable.rows if r.action == "skip"]
@@ -117,7 +116,7 @@ def test_before_the_migration_new_mailboxes_are_skipped(demo_crm):  # noqa: F811
     assert record.changed == sum(1 for r in enable.rows if r.action == "schedule")
 
 
-def test_a_failure_mid_batch_schedules_nothing(demo_crm, tmp_path):  # noqa: F811
+def test_a_failure_mid_batch_schedules_nothing(demo_crm, tmp_path):
     plan = migrated(demo_crm)
     enable = plan_test_and_enable(plan, demo_crm, batch_size=4, now=NOW)
     before = snapshot(demo_crm)

@@ -5,8 +5,6 @@ error in the CRM. The crash tests kill ``emailrouter route`` for real (SIGKILL) 
 crash point and count the messages at the sink after the rerun.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixtures_smtp are test arguments)
-
 from __future__ import annotations
 
 import signal
@@ -14,7 +12,7 @@ import sqlite3
 from collections import Counter
 
 import pytest
-from fixtures_smtp import parse, send_pending, smtp_sink  # noqa: F401
+from fixtures_smtp import parse, send_pending
 from routing_helpers import crm_store, demo_crm, route_in_subprocess
 
 from emailrouter_lib.crm import demo as seed

@@ -13,7 +13,7 @@ import signal
 import sqlite3
 from collections import Counter
 
-from fixtures_ews import SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import SUPPORT_BOX, ews_url
 from fixtures_smtp import send_pending
 from routing_helpers import crm_store, demo_crm, message, route_in_subprocess
 

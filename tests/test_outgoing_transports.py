@@ -7,15 +7,13 @@ configuration or a CRM profile pointing at the sink, its rows naming the rule, a
 leaving the email in Pending Send. The approval decision (organisation switch) is tested last.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixtures_smtp are test arguments)
-
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
 import pytest
-from fixtures_smtp import PASSWORD_ENV, parse, send_pending, smtp_sink, smtp_sink_auth  # noqa: F401
+from fixtures_smtp import PASSWORD_ENV, parse, send_pending
 from routing_helpers import crm_store, demo_crm
 
 from emailrouter_lib.config import load_config

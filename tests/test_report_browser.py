@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fixtures_audit import (  # noqa: F401
+from fixtures_audit import (
     ATTRIBUTE_BREAK,
     PAYLOADS,
     SCRIPT_TAG,
     artifacts_dir,
-    chromium,
-    hostile_report,
 )
 
 
@@ -42,7 +40,7 @@ def column_values(page, table_id: str, column: str) -> list[str]:
     )
 
 
-def test_report_in_headless_chromium(chromium, hostile_report):  # noqa: F811
+def test_report_in_headless_chromium(chromium, hostile_report):
     result, artifacts = hostile_report
     report = artifacts["report.html"]
     page, seen = open_report(chromium, report)
@@ -103,7 +101,7 @@ def test_report_in_headless_chromium(chromium, hostile_report):  # noqa: F811
         page.close()
 
 
-def test_report_page_text_is_escaped(hostile_report):  # noqa: F811
+def test_report_page_text_is_escaped(hostile_report):
     result, artifacts = hostile_report
     page = artifacts["report.html"].read_text(encoding="utf-8")
     for payload in PAYLOADS:

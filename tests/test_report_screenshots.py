@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures_audit import ROOT, audit_demo, chromium  # noqa: F401
+from fixtures_audit import ROOT, audit_demo
 
 SHOTS = ROOT / "runs" / "test-artifacts"
 FLOWS = ("routing", "audit", "rules", "migration", "configure")
@@ -106,7 +106,7 @@ def open_offline(browser, report: Path, *, height: int = 900):
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("flow", FLOWS)
-def test_demo_report_is_offline_readable_and_screenshotted(chromium, reports, flow):  # noqa: F811
+def test_demo_report_is_offline_readable_and_screenshotted(chromium, reports, flow):
     page, seen = open_offline(chromium, reports[flow], height=1400)
     try:
         assert seen["outside"] == [], f"{flow} report asked the network for {seen['outside']}"
@@ -134,7 +134,7 @@ def test_demo_report_is_offline_readable_and_screenshotted(chromium, reports, fl
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_routing_report_speaks_plain_language_and_sorts_on_the_whole_heading(
-    chromium,  # noqa: F811
+    chromium,
     reports,
 ):
     page, seen = open_offline(chromium, reports["routing"])
@@ -164,7 +164,7 @@ def test_routing_report_speaks_plain_language_and_sorts_on_the_whole_heading(
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_a_failed_mailbox_comes_first_in_a_red_banner(chromium, reports):  # noqa: F811
+def test_a_failed_mailbox_comes_first_in_a_red_banner(chromium, reports):
     page, seen = open_offline(chromium, reports["routing-failed"])
     try:
         assert seen["outside"] == []

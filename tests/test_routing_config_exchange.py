@@ -9,7 +9,7 @@ import subprocess
 import sys
 from urllib.parse import parse_qs, urlsplit
 
-from fixtures_ews import FORWARD_BOX, PASSWORD, SUPPORT_BOX, ews_fixture  # noqa: F401
+from fixtures_ews import FORWARD_BOX, PASSWORD, SUPPORT_BOX
 from routing_helpers import crm_store, demo_crm, message, route
 
 from emailrouter_lib import audit

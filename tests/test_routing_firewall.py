@@ -19,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from fixtures_dataverse import fake_dataverse, router_state_in_tmp  # noqa: F401
 from routing_helpers import (
     ROOT,
     crm_store,
@@ -190,7 +189,7 @@ def test_a_message_the_crm_refuses_is_quarantined_and_the_rest_created(crm_url, 
 
 
 def test_a_message_dataverse_refuses_is_quarantined_and_the_rest_created(
-    fake_dataverse,  # noqa: F811
+    fake_dataverse,
     tmp_path,
 ):
     refuse_subject(fake_dataverse.store.path, "Ordinary 2")

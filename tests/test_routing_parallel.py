@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
-from fixtures_ews import SUPPORT_BOX, ews_fixture, ews_url  # noqa: F401
+from fixtures_ews import SUPPORT_BOX, ews_url
 from routing_helpers import crm_store, demo_crm, drop, maildir_url, message, route
 
 from emailrouter_lib.crm import demo

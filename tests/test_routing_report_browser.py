@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from fixtures_audit import chromium  # noqa: F401
 from routing_helpers import demo_crm, drop, maildir_url, message, route
 
 RUN = "window.__injected=1;alert(1)"
@@ -42,7 +41,7 @@ def hostile_messages() -> list[EmailMessage | bytes]:
     return found
 
 
-def test_a_report_of_hostile_mail_runs_no_injected_script(chromium, tmp_path):  # noqa: F811
+def test_a_report_of_hostile_mail_runs_no_injected_script(chromium, tmp_path):
     maildir = tmp_path / f"inbox {IMAGE}"
     drop(maildir, *hostile_messages())
     result = route(

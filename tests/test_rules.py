@@ -13,7 +13,6 @@ from fixtures_rules import (
     RULE_NAME,
     add_mailboxes,
     rule_names,
-    rules_ews_fixture,  # noqa: F401
     rules_url,
 )
 from routing_helpers import demo_crm

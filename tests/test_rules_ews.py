@@ -15,7 +15,6 @@ from fixtures_rules import (
     deliver_through_rules,
     rule_names,
     rule_xml,
-    rules_ews_fixture,  # noqa: F401
     rules_url,
     user_address,
 )

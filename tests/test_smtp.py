@@ -4,23 +4,16 @@ Envelope, headers, bodies and attachments of the demo CRM's Pending Send emails;
 LOGIN; STARTTLS and implicit TLS with certificate verification on by default; connection reuse.
 """
 
-# ruff: noqa: F811  (pytest fixtures imported from fixtures_smtp are test arguments)
-
 from __future__ import annotations
 
 import os
 from email import message_from_bytes, policy
 
 import pytest
-from fixtures_smtp import (  # noqa: F401  (fixtures are used as test arguments)
+from fixtures_smtp import (
     PASSWORD_ENV,
     parse,
     send_pending,
-    smtp_certs,
-    smtp_sink,
-    smtp_sink_auth,
-    smtp_sink_starttls,
-    smtp_sink_tls,
 )
 from routing_helpers import crm_store, demo_crm
 
