@@ -1,4 +1,6 @@
-"""Writing a file whole or not at all: the one way every module replaces a file.
+"""The project's own files: written whole or not at all, and SQLite files opened one way.
+
+**Atomic writes** (:func:`write_atomically`, :func:`replacing`).
 
 A reader must never see half a file: the router service re-reads its configuration every few
 seconds, an admin opens a report while the next run writes it, and a crash mid-write must not
@@ -7,12 +9,21 @@ file in the same folder (same file system, so the rename is atomic), which then 
 target in one ``os.replace``. An existing file keeps its permission bits. This protects against
 a crash of the process, not against a power cut (no fsync: the ledgers, not these files, are
 what the exactly-once guarantee rests on).
+
+**SQLite files** (:func:`open_sqlite`): the ledgers, the send ledger, the Dataverse state file
+and the embedded CRM are opened the same way: autocommit (each module writes its own
+``BEGIN IMMEDIATE`` transactions), a busy timeout, and write-ahead logging so that readers never
+wait for a writer. Two processes opening a new file at the same moment (two cron runs started
+together) race to switch it to WAL; SQLite answers that switch "database is locked" at once
+instead of waiting out the busy timeout, so it is retried here until the timeout.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,4 +61,32 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return Path(path)
 
 
-__all__ = ["replacing", "write_atomically"]
+def open_sqlite(
+    path: str | os.PathLike[str], *, timeout: float = 30.0, check_same_thread: bool = True
+) -> sqlite3.Connection:
+    """An autocommit connection to *path* (its folder made), with a busy timeout of *timeout*
+    seconds; call :func:`use_wal` once the file is known to be this project's."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return sqlite3.connect(
+        path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread
+    )
+
+
+def use_wal(conn: sqlite3.Connection, *, timeout: float = 30.0) -> None:
+    """Write-ahead logging and ``synchronous=NORMAL`` (durable at each checkpoint, never
+    corrupt), retrying the switch while another connection holds the file (see above)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+__all__ = ["open_sqlite", "replacing", "use_wal", "write_atomically"]

@@ -44,3 +44,21 @@ def test_the_temporary_keeps_the_suffix_for_writers_that_look_at_it(tmp_path):
         assert temporary.suffix == ".xlsx" and temporary.parent == tmp_path
         temporary.write_bytes(b"PK")
     assert (tmp_path / "audit.xlsx").read_bytes() == b"PK"
+
+
+def test_switching_to_wal_waits_for_a_run_that_holds_the_new_file(tmp_path):
+    """Two cron runs opening a new ledger together: the second waits instead of failing."""
+    import threading
+
+    from emailrouter_lib.files import open_sqlite, use_wal
+
+    path = tmp_path / "crm.ledger.sqlite"
+    first = open_sqlite(path, check_same_thread=False)
+    first.execute("BEGIN EXCLUSIVE")
+    first.execute("CREATE TABLE t (x)")
+    threading.Timer(0.3, lambda: first.execute("COMMIT")).start()
+    second = open_sqlite(path, timeout=0.1)  # a short busy timeout: only use_wal's wait helps
+    use_wal(second, timeout=10)
+    assert second.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    first.close()
+    second.close()

@@ -46,6 +46,7 @@ from emailrouter_lib.crm.base import (
 )
 from emailrouter_lib.crm.conversation import base_conversation_index_hash
 from emailrouter_lib.errors import CrmError, CrmPathError, CrmRecordError
+from emailrouter_lib.files import use_wal
 
 SCHEMA_VERSION = 1
 # What one row's values cause (a trigger's RAISE is a constraint), as opposed to the file's state.
@@ -231,8 +232,7 @@ class SqliteCrm:
             if create:
                 self._create_schema()
             self._check_schema()  # before WAL, so a stranger's database is left as it was
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            use_wal(self._conn, timeout=BUSY_TIMEOUT_MS / 1000)
             self._conn.execute(_RECEIVED_MESSAGEID_INDEX)  # databases made before the index
         except CrmError:
             self.close()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.files import open_sqlite, use_wal
 from emailrouter_lib.routing.lease import Lease, LeaseOwner, SqliteLeases
 
 PENDING, COMMITTED, DONE = "pending", "committed", "done"
@@ -66,10 +67,8 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = open_sqlite(self.path)
+            use_wal(self._db)
             self._db.executescript(_SCHEMA)
             self._add_fencing_column()
             self.leases = SqliteLeases(self._db, self._transaction)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.files import open_sqlite, use_wal
 from emailrouter_lib.routing.ledger import immediate_transaction
 
 CLAIMED, SENDING, SENT, FAILED, DONE = "claimed", "sending", "sent", "failed", "done"
@@ -62,10 +63,8 @@ class SendLedger:
         self.path = Path(path)
         self._lock_file: int | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = open_sqlite(self.path)
+            use_wal(self._db)
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise RoutingError(

@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from emailrouter_lib.crm.base import HASH_ADDRESS, HASH_SUBJECT, EmailHashes
 from emailrouter_lib.errors import CrmError
+from emailrouter_lib.files import open_sqlite, use_wal
 
 T = TypeVar("T")
 
@@ -135,12 +136,9 @@ class RouterState:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock = threading.RLock()
-            self.conn = sqlite3.connect(
-                self.path, isolation_level=None, timeout=30, check_same_thread=False
-            )
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn = open_sqlite(self.path, check_same_thread=False)
+            use_wal(self.conn)
             self.conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise CrmError(
