@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 from emailrouter_lib import exit_codes
 from emailrouter_lib.audit import cli as audit_cli
-from emailrouter_lib.config import cli as config_manager
+from emailrouter_lib.configure import cli as config_manager
 from emailrouter_lib.errors import EmailRouterError
 from emailrouter_lib.migration import cli as migration_cli
 from emailrouter_lib.rules import cli as rules_cli

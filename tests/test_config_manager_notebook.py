@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from emailrouter_lib.config import load_config
-from emailrouter_lib.config.cli import register
 from emailrouter_lib.config.edit import SAMPLE_CONFIG, ConfigEditor
+from emailrouter_lib.configure.cli import register
 from emailrouter_lib.crm import demo as seed
 from emailrouter_lib.crm import init_crm
 from emailrouter_lib.runner import run_notebook

@@ -25,10 +25,10 @@ from dataverse_server import FLAVOURS
 from fixtures_dataverse import start_fake
 
 from emailrouter_lib.config import load_config
-from emailrouter_lib.config.cli import register
 from emailrouter_lib.config.edit import SAMPLE_CONFIG, ConfigEditor
 from emailrouter_lib.config.load_data import plan_load_data
 from emailrouter_lib.configure import flow
+from emailrouter_lib.configure.cli import register
 from emailrouter_lib.crm import SqliteCrm, open_crm
 from emailrouter_lib.crm import demo as seed
 from emailrouter_lib.crm.base import APPROVAL_PENDING, APPROVAL_REJECTED, DELIVERY_ROUTER

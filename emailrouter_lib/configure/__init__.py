@@ -5,6 +5,10 @@ a :class:`ConfigureResult` that renders itself, writes its artifacts and can bui
 form. It sits above ``config`` (which must not reach a CRM or a mailbox) and below the notebook.
 """
 
-from emailrouter_lib.configure.flow import ConfigureParams, ConfigureResult, run
+from emailrouter_lib.lazy_exports import lazy_exports
 
-__all__ = ["ConfigureParams", "ConfigureResult", "run"]
+# Imported on first use (start-up time: emailrouter_lib.lazy_exports says why); the command's
+# ``emailrouter config …`` group is configure/cli.py, which imports the flow only when it runs.
+__all__, __getattr__, __dir__ = lazy_exports(
+    globals(), {"flow": ("ConfigureParams", "ConfigureResult", "run")}
+)

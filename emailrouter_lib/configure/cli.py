@@ -6,8 +6,9 @@ the shell. ``config validate`` stays in the main CLI.
         --password 'env:MAILBOX_PW_{local}' [--mailbox ADDRESS=URL] [--only ADDRESS]
     emailrouter config publish STAGED.xml --to 'C:/Program Files/…/EmailAgent.xml' [--apply]
 
-Without ``--apply`` nothing is written: the plan (and the diff) is printed. The CRM and mailbox
-modules are imported inside the commands, so this module adds nothing to the config layer.
+Without ``--apply`` nothing is written: the plan (and the diff) is printed. It lives with the
+Configuration Manager's flow, above the config, CRM and mailbox layers it uses; they are imported
+inside the commands so that ``emailrouter --help`` stays fast.
 """
 
 from __future__ import annotations
