@@ -66,6 +66,11 @@ class ConfigSyntaxError(ConfigError):
     """The file is not well-formed XML (or too large to be a router configuration)."""
 
 
+class ParameterError(EmailRouterError):
+    """A flow's parameters cannot be used: an unknown name, a wrong type or value, a missing
+    one (exit 2: nothing ran). The message names the parameter and what it takes."""
+
+
 class SecretError(EmailRouterError):
     """A secret reference could not be resolved, or a literal secret was passed."""
 
@@ -226,6 +231,7 @@ __all__ = [
     "MessageError",
     "NotebookError",
     "NotebookParameterError",
+    "ParameterError",
     "RoutingError",
     "SecretError",
 ]

@@ -23,6 +23,7 @@ from emailrouter_lib.errors import (
     CrmURLError,
     MailboxURLError,
     NotebookParameterError,
+    ParameterError,
     RoutingError,
     SecretError,
 )
@@ -42,6 +43,7 @@ USAGE_ERRORS: tuple[type[Exception], ...] = (
     CrmURLError,
     CrmPathError,
     RoutingError,
+    ParameterError,
     NotebookParameterError,
 )
 

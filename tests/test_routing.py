@@ -10,7 +10,7 @@ from routing_helpers import crm_store, demo_crm, drop, maildir_url, message, rou
 
 from emailrouter_lib.crm import demo
 from emailrouter_lib.crm.base import CORRELATION_INREPLYTO, CORRELATION_TRACKINGTOKEN
-from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.errors import ParameterError
 
 SUPPORT = f"queue:{demo.SUPPORT.address}"
 
@@ -275,9 +275,9 @@ def test_attachments_are_stored_and_oversized_ones_flagged(crm_url, tmp_path):
 
 
 def test_bad_parameters_are_refused_with_the_names(crm_url):
-    with pytest.raises(RoutingError, match=r"unknown routing parameter.*mailbox\b"):
+    with pytest.raises(ParameterError, match=r"unknown routing parameter.*mailbox\b"):
         route(crm_url, "maildir:///nowhere", mailbox="x")
-    with pytest.raises(RoutingError, match="no mailbox"):
+    with pytest.raises(ParameterError, match="no mailbox"):
         route(crm_url)
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from routing_helpers import crm_store, demo_crm, drop, maildir_url, message, route_in_subprocess
 
-from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mailboxes import open_source
 from emailrouter_lib.routing.batching import fetch_batch, plan_batch
 from emailrouter_lib.routing.params import DEFAULT_BATCH_BYTES, RoutingParams
@@ -96,7 +96,7 @@ def test_fetch_batch_stops_at_the_budget_and_says_how_far_it_got(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, -1, "64M", True, 1.5])
 def test_a_bad_batch_bytes_is_refused(bad):
-    with pytest.raises(RoutingError, match="batch_bytes must be a positive whole number"):
+    with pytest.raises(ParameterError, match="batch_bytes must be a positive whole number"):
         RoutingParams.from_mapping(
             {"mailboxes": ["maildir:///x"], "crm": "sqlite:///c", "batch_bytes": bad}
         )

@@ -19,6 +19,7 @@ from routing_helpers import drop, maildir_url, message, route
 from emailrouter_lib import routing
 from emailrouter_lib.cli import main
 from emailrouter_lib.demo.environment import prepare_demo_environment
+from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.routing.dry_run import DryRunCrm, real_outcome
 
 
@@ -106,9 +107,8 @@ def test_the_dry_run_crm_refuses_a_write_it_does_not_know(tmp_path):
 
 
 def test_dry_run_must_be_a_boolean(tmp_path):
-    from emailrouter_lib.errors import RoutingError
 
-    with pytest.raises(RoutingError, match="dry_run"):
+    with pytest.raises(ParameterError, match="dry_run"):
         routing.run({"mailboxes": ["maildir:///x"], "crm": "sqlite:///x.db", "dry_run": "yes"})
 
 

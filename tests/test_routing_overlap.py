@@ -29,7 +29,7 @@ from routing_helpers import (
 )
 
 from emailrouter_lib.crm.base import NewEmail
-from emailrouter_lib.errors import LeaseHeldError, LeaseLostError, RoutingError
+from emailrouter_lib.errors import LeaseHeldError, LeaseLostError, ParameterError
 from emailrouter_lib.routing.lease import LeaseKeeper, LeaseOwner
 from emailrouter_lib.routing.ledger import PENDING, Ledger, LedgerEntry
 from emailrouter_lib.routing.params import RoutingParams
@@ -264,7 +264,7 @@ def test_a_live_run_keeps_its_lease_through_a_step_longer_than_the_lease(tmp_pat
 
 @pytest.mark.parametrize("bad", [0, -5, True, "300", 10**6])
 def test_lease_seconds_is_checked_at_the_door(tmp_path, bad):
-    with pytest.raises(RoutingError, match="lease_seconds must be a number of seconds"):
+    with pytest.raises(ParameterError, match="lease_seconds must be a number of seconds"):
         RoutingParams.from_mapping(
             {"mailboxes": ["maildir:///x"], "crm": "sqlite:///c.sqlite", "lease_seconds": bad}
         )

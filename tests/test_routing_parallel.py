@@ -12,7 +12,7 @@ from fixtures_ews import SUPPORT_BOX, ews_url
 from routing_helpers import crm_store, demo_crm, drop, maildir_url, message, route
 
 from emailrouter_lib.crm import demo
-from emailrouter_lib.errors import RoutingError
+from emailrouter_lib.errors import ParameterError
 
 SUPPORT = f"queue:{demo.SUPPORT.address}"
 BOXES = 5
@@ -104,7 +104,7 @@ def test_a_failing_mailbox_does_not_stop_the_others(tmp_path, free_port):
 def test_max_concurrency_is_checked_at_the_door(tmp_path):
     crm_url = demo_crm(tmp_path)
     for bad in (0, -1, "4", True):
-        with pytest.raises(RoutingError, match="max_concurrency"):
+        with pytest.raises(ParameterError, match="max_concurrency"):
             route(crm_url, maildir_url(tmp_path / "box"), max_concurrency=bad)
 
 
