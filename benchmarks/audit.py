@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for concurrency in (1, 8):
         seconds, result = timed(
             lambda c=concurrency: audit.run(
-                {"mailboxes": urls, "since": None, "concurrency": c, "progress": False}
+                {"mailboxes": urls, "since": None, "max_concurrency": c, "progress": False}
             ),
             args.repeat,
         )

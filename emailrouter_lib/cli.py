@@ -56,7 +56,7 @@ def _route(args: argparse.Namespace) -> int:
         "batch_bytes": args.batch_bytes,
         "max_concurrency": args.max_concurrency,
         "lease_seconds": args.lease_seconds,
-        "ca_file": args.cafile,
+        "ca_file": args.ca_file,
         "progress": False if args.quiet else None,
         "dry_run": args.dry_run,
     }
@@ -217,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long this run holds each mailbox without renewing (default 300): another run "
         "skips a held mailbox, and takes over a crashed run's once its lease expired",
     )
-    route.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)")
+    route.add_argument(
+        "--ca-file", "--cafile", metavar="PATH", help="trust this CA for TLS (on-premises CAs)"
+    )
     route.add_argument(
         "--dry-run",
         action="store_true",

@@ -19,7 +19,7 @@ from emailrouter_lib import audit
 from emailrouter_lib.audit.cli import register
 from emailrouter_lib.audit.params import AuditParams
 from emailrouter_lib.crm import demo
-from emailrouter_lib.errors import ConfigError, SecretError
+from emailrouter_lib.errors import ParameterError, SecretError
 from emailrouter_lib.mailboxes.url import local_mailbox_url
 
 NOW = datetime.now(UTC)
@@ -189,7 +189,9 @@ def test_url_template_reaches_crm_mailboxes_nobody_listed(tmp_path):
     for local in ("alice", "bob", "gina", "support", "sales", "crm-forward"):
         drop(tmp_path / "boxes" / f"{local}@contoso.example", dated(f"to {local}", 1))
     template = f"maildir://{tmp_path / 'boxes'}/{{address}}"
-    result = audit.run({"crm": crm_url, "url_template": template, "since": None, "concurrency": 3})
+    result = audit.run(
+        {"crm": crm_url, "url_template": template, "since": None, "max_concurrency": 3}
+    )
     assert row(result, demo.ALICE.address)["items"] == 1
     assert row(result, demo.SUPPORT.address)["state"] == "ok"
     assert row(result, demo.FRANK.address)["state"] == "not-checked"  # via the forward mailbox
@@ -201,8 +203,8 @@ def test_concurrency_changes_the_time_not_the_answer(tmp_path):
     for n in range(12):
         drop(tmp_path / f"m{n}", *[dated(f"m{n} {k}", k) for k in range(n % 4 + 1)])
         urls.append(local_mailbox_url(tmp_path / f"m{n}"))
-    one = audit.run({"mailboxes": urls, "since": None, "concurrency": 1}).table
-    eight = audit.run({"mailboxes": urls, "since": None, "concurrency": 8}).table
+    one = audit.run({"mailboxes": urls, "since": None, "max_concurrency": 1}).table
+    eight = audit.run({"mailboxes": urls, "since": None, "max_concurrency": 8}).table
     columns = ["mailbox", "state", "items", "in_window", "tracked"]
     pd.testing.assert_frame_equal(one[columns], eight[columns])
 
@@ -225,17 +227,17 @@ def test_parameters_are_checked_at_the_door():
     assert AuditParams(mailboxes=["x"], since="2024-03-01").since_datetime() == datetime(
         2024, 3, 1, tzinfo=UTC
     )
-    with pytest.raises(ConfigError, match="nothing to audit"):
+    with pytest.raises(ParameterError, match="nothing to audit"):
         audit.run({})
-    with pytest.raises(ConfigError, match="since="):
+    with pytest.raises(ParameterError, match="since="):
         audit.run({"mailboxes": ["maildir:///x"], "since": "last tuesday"})
-    with pytest.raises(ConfigError, match="reference") as caught:
+    with pytest.raises(ParameterError, match="reference") as caught:
         audit.run({"mailboxes": ["maildir:///x"], "config_password": "hunter2"})
     assert "hunter2" not in str(caught.value)
-    with pytest.raises(ConfigError, match="unknown audit parameter"):
+    with pytest.raises(ParameterError, match="unknown audit parameter"):
         audit.run({"mailboxes": ["maildir:///x"], "mailbx": []})
-    with pytest.raises(ConfigError, match="concurrency"):
-        audit.run({"mailboxes": ["maildir:///x"], "concurrency": 0})
+    with pytest.raises(ParameterError, match="max_concurrency"):
+        audit.run({"mailboxes": ["maildir:///x"], "max_concurrency": 0})
 
 
 def test_a_bad_url_is_a_row_with_its_reason_and_no_secret(tmp_path):

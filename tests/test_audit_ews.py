@@ -77,7 +77,7 @@ def test_good_wrong_password_throttled_and_the_itemclass_mix(ews, monkeypatch):
     throttled = ews_url(ews, ALICE, max_wait="0")
 
     result = audit.run(
-        {"mailboxes": [good, forward, wrong, throttled], "since": None, "concurrency": 4}
+        {"mailboxes": [good, forward, wrong, throttled], "since": None, "max_concurrency": 4}
     )
 
     rows = rows_by_mailbox(result)
@@ -164,7 +164,7 @@ def test_forward_rule_present_missing_altered_own_and_unreadable(ews, tmp_path):
     crm_url = forward_delivery_org(tmp_path, ews)
     ews.clear_log()
 
-    result = audit.run({"crm": crm_url, "ews": rules_url(ews), "since": None, "concurrency": 4})
+    result = audit.run({"crm": crm_url, "ews": rules_url(ews), "since": None, "max_concurrency": 4})
 
     rows = rows_by_mailbox(result)
     rule = {m: (r["forward_rule"], r["forward_rule_detail"]) for m, r in rows.items()}
@@ -209,7 +209,7 @@ def test_rule_reads_that_fail_are_rows_not_a_failed_audit(ews, tmp_path, monkeyp
     monkeypatch.delenv("AUDIT_NO_SUCH_PW", raising=False)
 
     result = audit.run(
-        {"crm": crm_url, "ews": rules_url(ews, max_wait="0"), "since": None, "concurrency": 4}
+        {"crm": crm_url, "ews": rules_url(ews, max_wait="0"), "since": None, "max_concurrency": 4}
     )
 
     rule = {
@@ -255,7 +255,7 @@ def test_url_template_reads_inboxes_and_rules_and_the_report_carries_them(ews, t
             "mailboxes": [frank],
             "url_template": template,
             "since": None,
-            "concurrency": 4,
+            "max_concurrency": 4,
         }
     )
 

@@ -24,7 +24,9 @@ def test_good_wrong_password_and_unreachable(dovecot: Dovecot, free_port, monkey
     wrong = dovecot.url("pop3", "bob").replace(dovecot.password_env("bob"), "AUDIT_WRONG_PW")
     unreachable = f"pop3://nobody@127.0.0.1:{free_port}?password=env:AUDIT_WRONG_PW"
 
-    result = audit.run({"mailboxes": [good, wrong, unreachable], "since": None, "concurrency": 3})
+    result = audit.run(
+        {"mailboxes": [good, wrong, unreachable], "since": None, "max_concurrency": 3}
+    )
 
     rows = list(result.table.to_dict("records"))
     states = {row["connection"].split("@", 1)[0]: row for row in rows}

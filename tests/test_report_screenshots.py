@@ -42,7 +42,7 @@ def run_demo(flow: str, run_dir: Path) -> Path:
             }
         )
     elif flow == "audit":
-        result = audit_demo(run_dir / "demo", concurrency=4, run_id="demo")
+        result = audit_demo(run_dir / "demo", max_concurrency=4, run_id="demo")
     elif flow == "rules":
         from emailrouter_lib import rules
         from emailrouter_lib.rules.demo import prepare_rules_demo

@@ -1,7 +1,7 @@
 """``emailrouter audit``: the mailbox audit from cron or the shell.
 
     emailrouter audit --crm sqlite:///crm.sqlite [--mailbox URL ...] [--config PATH ...]
-                      [--since 30d] [--concurrency 8] [--run-dir DIR]
+                      [--since 30d] [--max-concurrency 8] [--run-dir DIR]
                       [--ews SERVICE-ACCOUNT-URL] [--rule-name NAME] [--forward-mailbox ADDR]
 
 Exit status 0 when every mailbox that was tried answered, 1 when one did not (so a cron job can
@@ -32,11 +32,11 @@ def _audit(args: argparse.Namespace) -> int:
             "url_template": args.url_template,
             "ledger": args.ledger,
             "since": None if args.since in ("all", "") else args.since,
-            "concurrency": args.concurrency,
+            "max_concurrency": args.max_concurrency,
             "timeout": args.timeout,
             "max_items": args.max_items,
             "migration_plan": args.migration_plan,
-            "ca_file": args.cafile,
+            "ca_file": args.ca_file,
             "ews": args.ews,
             "rule_name": args.rule_name,
             "forward_mailbox": args.forward_mailbox,
@@ -77,11 +77,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     audit.add_argument("--ledger", metavar="PATH", help="routing ledger (default: beside the CRM)")
     audit.add_argument("--since", default="30d", help="window: 30d, 12h, 2w, a date, or all")
-    audit.add_argument("--concurrency", type=int, default=8, help="mailboxes at a time (8)")
+    audit.add_argument(
+        "--max-concurrency",
+        "--concurrency",
+        type=int,
+        default=8,
+        help="mailboxes at a time (8)",
+    )
     audit.add_argument("--timeout", type=float, default=30.0, help="seconds per network step")
     audit.add_argument("--max-items", type=int, default=2000, help="newest items read per mailbox")
     audit.add_argument("--migration-plan", metavar="PATH", help="link this plan from the report")
-    audit.add_argument("--cafile", metavar="PATH", help="trust this CA for TLS")
+    audit.add_argument("--ca-file", "--cafile", metavar="PATH", help="trust this CA for TLS")
     audit.add_argument(
         "--ews",
         metavar="URL",

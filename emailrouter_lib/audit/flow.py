@@ -43,7 +43,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
         tracked_classes=list(p.tracked_classes),
         crm=crm.url if crm else None,
         ledger=str(ledger_path) if ledger.available else None,
-        concurrency=p.concurrency,
+        concurrency=p.max_concurrency,
         migration_plan=p.migration_plan,
         parameters_hash=parameters_hash(p),
     )
@@ -62,7 +62,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
             forward_mailbox=p.forward_mailbox,
             ews=p.ews,
             url_template=p.url_template,
-            concurrency=p.concurrency,
+            concurrency=p.max_concurrency,
             timeout=p.timeout,
             ca_file=p.ca_file,
         )
@@ -94,7 +94,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
             )
 
         show = p.progress if p.progress is not None else None
-        with ThreadPoolExecutor(max_workers=p.concurrency, thread_name_prefix="audit") as pool:
+        with ThreadPoolExecutor(max_workers=p.max_concurrency, thread_name_prefix="audit") as pool:
             probes = pool.map(probe_and_rule, targets)
             bar = tqdm(
                 probes,

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
-from emailrouter_lib.secrets import is_reference, refuse_literal_secrets
+from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.secrets import is_reference
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
 
 
-@dataclass
-class AuditParams:
+@dataclass(eq=False)
+class AuditParams(FlowParameters):
     """What to audit and how hard to try.
 
     Mailboxes come from three places, merged by address: explicit ``mailboxes`` URLs, the
@@ -27,82 +27,120 @@ class AuditParams:
     through ``url_template`` when given, else listed without a connection test).
     """
 
-    mailboxes: list[str] = field(default_factory=list)
-    crm: str | None = None
-    config: list[str] = field(default_factory=list)  # Microsoft.Crm.Tools.EmailAgent.xml files
-    config_password: str | None = None  # reference template, e.g. env:PW_{local}
-    url_template: str | None = None  # e.g. imaps://{address}@mail.contoso.com/INBOX?password=…
-    ledger: str | None = None  # default: beside a SQLite CRM
-    since: str | int | None = "30d"  # "30d", "12h", "2w", an ISO date, days as a number, None
-    concurrency: int = 8
-    timeout: float = 30.0  # seconds per network operation (connect, login, each command)
-    mailbox_budget: float = 120.0  # seconds of reading per mailbox before counts are a sample
-    max_items: int = 2000  # newest items read per mailbox; beyond that counts are a sample
-    tracked_classes: list[str] = field(default_factory=lambda: list(TRACKED_CLASSES))
-    migration_plan: str | None = None  # path or URL of a migration plan, linked from the report
+    FLOW: ClassVar[str] = "audit"
+
+    mailboxes: list[str] = param(factory=list, help="mailbox URLs to audit", flags="--mailbox")
+    crm: str | None = param(None, help="CRM URL: its users, queues and mailboxes", flags="--crm")
+    config: list[str] = param(
+        factory=list,
+        help="router configuration files (Microsoft.Crm.Tools.EmailAgent.xml)",
+        flags="--config",
+    )
+    config_password: str | None = param(
+        None,
+        help="secret reference template for the configuration's mailboxes, e.g. env:PW_{local}",
+        secret=True,
+        flags="--config-password",
+    )
+    url_template: str | None = param(
+        None,
+        help="mailbox URL for each CRM address, e.g. imaps://{address}@mail.contoso.com/INBOX"
+        "?password=env:PW",
+        secret=True,
+        flags="--url-template",
+    )
+    ledger: str | None = param(
+        None, help="the routing ledger; default beside a SQLite CRM", flags="--ledger"
+    )
+    since: str | int | None = param(
+        "30d",
+        help='the window: "30d", "12h", "2w", an ISO date, days as a number; None: all items',
+        flags="--since",
+        keep_none=True,
+    )
+    max_concurrency: int = param(
+        8, help="mailboxes probed at a time", flags=("--max-concurrency", "--concurrency")
+    )
+    timeout: float = param(
+        30.0,
+        help="seconds per network operation (connect, login, each command)",
+        flags="--timeout",
+    )
+    mailbox_budget: float = param(
+        120.0, help="seconds of reading per mailbox before counts are a sample"
+    )
+    max_items: int = param(
+        2000,
+        help="newest items read per mailbox; beyond that counts are a sample",
+        flags="--max-items",
+    )
+    tracked_classes: list[str] = param(
+        factory=lambda: list(TRACKED_CLASSES), help="message classes counted as tracked"
+    )
+    migration_plan: str | None = param(
+        None,
+        help="path or URL of a migration plan, linked from the report",
+        flags="--migration-plan",
+    )
     # The forward rule of forward-delivery users and queues (read, never changed): its name, the
     # service account that reads it (ews(s):// URL without mailbox=, as for rule deployment), and
     # the forward mailbox it must name when the CRM and configuration do not say.
-    rule_name: str | None = None  # None: the rules package's DEFAULT_RULE_NAME
-    ews: str | None = None
-    forward_mailbox: str | None = None
-    ca_file: str | None = None
-    run_id: str | None = None
-    run_dir: str | None = None
-    progress: bool | None = None
+    rule_name: str | None = param(
+        None, help="the forward rule's name; None: the rules package's", flags="--rule-name"
+    )
+    ews: str | None = param(
+        None, help="service account URL that reads the inbox rules, ewss://…", flags="--ews"
+    )
+    forward_mailbox: str | None = param(
+        None, help="the forward mailbox the rule must name", flags="--forward-mailbox"
+    )
+    ca_file: str | None = param(
+        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
+    )
+    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
+    run_dir: str | None = param(None, help="where the artifacts go", flags="--run-dir")
+    progress: bool | None = param(
+        None, help="progress bar: None decides by the terminal", flags="--quiet"
+    )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | AuditParams) -> AuditParams:
-        if isinstance(values, AuditParams):
-            values.check()
-            return values
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown audit parameter(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        data = {k: v for k, v in values.items() if v is not None or k == "since"}
+    def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:
         for name in ("mailboxes", "config"):
             if isinstance(data.get(name), str):
                 data[name] = [data[name]] if data[name] else []
-        if data.get("tracked_classes") is None:
-            data.pop("tracked_classes", None)
-        params = cls(**data)
-        params.check()
-        return params
+        return data
 
     def check(self) -> None:
         if not (self.mailboxes or self.crm or self.config):
-            raise ConfigError(
+            raise ParameterError(
                 "nothing to audit: give mailbox URLs (mailboxes), a CRM (crm='sqlite:///PATH') "
                 "or a router configuration file (config)"
             )
-        if not isinstance(self.concurrency, int) or not 1 <= self.concurrency <= 256:
-            raise ConfigError(
-                f"concurrency must be a whole number from 1 to 256, not {self.concurrency!r}"
+        if not isinstance(self.max_concurrency, int) or not 1 <= self.max_concurrency <= 256:
+            raise ParameterError(
+                "max_concurrency must be a whole number from 1 to 256, not "
+                f"{self.max_concurrency!r}"
             )
         for name in ("timeout", "mailbox_budget"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value <= 0:
-                raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+                raise ParameterError(f"{name} must be a positive number of seconds, not {value!r}")
         if not isinstance(self.max_items, int) or self.max_items < 1:
-            raise ConfigError(f"max_items must be a positive whole number, not {self.max_items!r}")
+            raise ParameterError(
+                f"max_items must be a positive whole number, not {self.max_items!r}"
+            )
         for name in ("config_password",):
             value = getattr(self, name)
             if value and not is_reference(value):
-                raise ConfigError(
+                raise ParameterError(
                     f"{name} must be a secret reference template such as env:PW_{{local}}, "
                     "never a password"
                 )
-        refuse_literal_secrets(
-            {f.name: getattr(self, f.name) for f in fields(self)}, where="audit parameters"
-        )
+        super().check()
         if self.rule_name is not None and not str(self.rule_name).strip():
-            raise ConfigError("rule_name must not be empty; leave it out for the default name")
+            raise ParameterError("rule_name must not be empty; leave it out for the default name")
         if not self.tracked_classes:
-            raise ConfigError("tracked_classes is empty: every message would count as untracked")
+            raise ParameterError("tracked_classes is empty: every message would count as untracked")
         self.since_datetime()  # fails early on a bad value
 
     def since_datetime(self, now: datetime | None = None) -> datetime | None:
@@ -122,7 +160,7 @@ class AuditParams:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise ConfigError(
+            raise ParameterError(
                 f"since={value!r} is not a window: use 30d, 12h, 2w, a number of days "
                 "or an ISO date such as 2024-03-01"
             ) from None

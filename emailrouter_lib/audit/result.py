@@ -236,7 +236,7 @@ class AuditResult:
                 "since": self.since.isoformat() if self.since else None,
                 "crm": self.crm,
                 "ledger": self.ledger,
-                "concurrency": self.concurrency,
+                "max_concurrency": self.concurrency,
                 "mailboxes": len(self.rows),
                 "items": self._total("items"),
                 "unprocessed": self._total("unprocessed"),
