@@ -19,7 +19,7 @@ from routing_helpers import demo_crm
 
 from emailrouter_lib import rules
 from emailrouter_lib.crm import demo
-from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.errors import ConfigError, ParameterError
 from emailrouter_lib.mailboxes.ews_rules import InboxRule, MailboxRules
 from emailrouter_lib.rules.cli import register
 from emailrouter_lib.rules.demo import prepare_rules_demo
@@ -122,11 +122,11 @@ def test_filter_and_forward_mailbox_override():
 
 
 def test_bad_parameters_say_what_to_give():
-    with pytest.raises(ConfigError, match="no source of mailboxes"):
+    with pytest.raises(ParameterError, match="no source of mailboxes"):
         rules.run({})
-    with pytest.raises(ConfigError, match="no ews= URL"):
+    with pytest.raises(ParameterError, match="no ews= URL"):
         rules.run({"crm": "sqlite:///x.sqlite", "dry_run": False})
-    with pytest.raises(ConfigError, match="unknown rules parameter"):
+    with pytest.raises(ParameterError, match="unknown rules parameter"):
         rules.run({"crm": "sqlite:///x.sqlite", "dryrun": True})
     with pytest.raises(ConfigError, match="leave mailbox= out"):
         rules.run({"crm": "sqlite:///x.sqlite", "ews": "ews://svc@h/EWS?mailbox=a@b.c"})

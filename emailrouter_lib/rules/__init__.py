@@ -33,6 +33,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         ),
         "flow": (
             "DEFAULTS",
+            "RulesParams",
             "RulesResult",
             "apply_result",
             "find_targets",

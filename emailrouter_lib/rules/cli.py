@@ -25,7 +25,7 @@ def _params(args: argparse.Namespace, **overrides) -> dict:
         "mailboxes": args.mailbox or [],
         "rule_name": args.rule_name or DEFAULT_RULE_NAME,
         "forward_mailbox": args.forward_mailbox,
-        "max_concurrency": args.concurrency,
+        "max_concurrency": args.max_concurrency,
         **overrides,
     }
 
@@ -102,7 +102,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         sub.add_argument("--mailbox", action="append", metavar="ADDR", help="only these (repeat)")
         sub.add_argument("--rule-name", metavar="NAME", help="rule display name")
         sub.add_argument("--forward-mailbox", metavar="ADDR", help="override the forward mailbox")
-        sub.add_argument("--concurrency", type=int, default=4, help="mailboxes at a time (4)")
+        sub.add_argument(
+            "--max-concurrency",
+            "--concurrency",
+            type=int,
+            default=4,
+            help="mailboxes at a time (4)",
+        )
         sub.add_argument("--run-dir", metavar="DIR", help="write report.html, CSVs, manual files")
         if name == "remove":
             sub.add_argument("--dry-run", action="store_true", help="only plan the removal")

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
-from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.errors import ConfigError, ParameterError
+from emailrouter_lib.parameters import FlowParameters, param
 from emailrouter_lib.rules.apply import (
     AppliedRow,
     VerifiedRow,
@@ -33,20 +34,67 @@ from emailrouter_lib.rules.targets import (
     with_forward_mailbox,
 )
 from emailrouter_lib.run_summary import RunRecord, run_summary
-from emailrouter_lib.secrets import refuse_literal_secrets
 
-DEFAULTS: dict[str, Any] = {
-    "crm": None,  # CRM URL: mailbox records (and addresses for the configuration's GUIDs)
-    "config": None,  # a router's Microsoft.Crm.Tools.EmailAgent.xml
-    "ews": None,  # service account URL, ews(s)://USER@HOST/EWS/Exchange.asmx?password=env:NAME
-    "dry_run": True,
-    "mode": "deploy",  # or "remove": take our rules away
-    "mailboxes": [],  # only these addresses (shell patterns allowed); [] = all
-    "rule_name": DEFAULT_RULE_NAME,
-    "forward_mailbox": None,  # overrides the forward mailbox both sources name
-    "max_concurrency": 4,
-    "verify": True,  # after apply, read every mailbox again and report drift
-}
+
+@dataclass(eq=False)
+class RulesParams(FlowParameters):
+    """Where the forward-mailbox users and queues come from, and what to do with their rules."""
+
+    FLOW: ClassVar[str] = "rules"
+
+    crm: str | None = param(
+        None,
+        help="CRM URL: mailbox records (and addresses for the configuration's GUIDs)",
+        flags="--crm",
+    )
+    config: str | None = param(
+        None, help="a router's Microsoft.Crm.Tools.EmailAgent.xml", flags="--config"
+    )
+    ews: str | None = param(
+        None,
+        help="service account URL, ews(s)://USER@HOST/EWS/Exchange.asmx?password=env:NAME",
+        flags="--ews",
+    )
+    dry_run: bool = param(True, help="plan only; False applies and verifies", flags="--dry-run")
+    mode: str = param("deploy", help='"deploy", or "remove": take our rules away')
+    mailboxes: list[str] = param(
+        factory=list,
+        help="only these addresses (shell patterns allowed); [] = all",
+        flags="--mailbox",
+    )
+    rule_name: str = param(DEFAULT_RULE_NAME, help="the rule's name", flags="--rule-name")
+    forward_mailbox: str | None = param(
+        None, help="overrides the forward mailbox both sources name", flags="--forward-mailbox"
+    )
+    max_concurrency: int = param(
+        4, help="mailboxes read or changed at once", flags=("--max-concurrency", "--concurrency")
+    )
+    verify: bool = param(True, help="after apply, read every mailbox again and report drift")
+    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
+    run_dir: str | None = param(None, help="where the artifacts go", flags="--run-dir")
+
+    @classmethod
+    def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("mailboxes"), str):
+            data["mailboxes"] = [data["mailboxes"]]
+        return data
+
+    def check(self) -> None:
+        super().check()
+        if self.mode not in ("deploy", "remove"):
+            raise ParameterError(f"mode must be 'deploy' or 'remove', not {self.mode!r}")
+        if not str(self.rule_name or "").strip():
+            raise ParameterError("rule_name must not be empty")
+        try:
+            self.max_concurrency = max(1, int(self.max_concurrency))
+        except (TypeError, ValueError):
+            raise ParameterError("max_concurrency must be a whole number of mailboxes") from None
+        if not self.dry_run and not self.ews:
+            raise ParameterError("dry_run is false but no ews= URL is given to reach the mailboxes")
+
+
+# The declared defaults, for callers that merge a mapping over them.
+DEFAULTS: dict[str, Any] = {p.name: p.default for p in RulesParams.declared()}
 
 
 @dataclass
@@ -223,33 +271,15 @@ def _tally(values) -> dict[str, int]:
     return tally
 
 
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(params) - set(DEFAULTS) - {"run_dir"}
-    if unknown:
-        raise ConfigError(
-            f"unknown rules parameter(s) {', '.join(sorted(unknown))}; known: "
-            + ", ".join(DEFAULTS)
-        )
-    merged = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None or k == "ews"}}
-    refuse_literal_secrets(merged, where="rules parameters")
-    if merged["mode"] not in ("deploy", "remove"):
-        raise ConfigError(f"mode must be 'deploy' or 'remove', not {merged['mode']!r}")
-    if not str(merged["rule_name"] or "").strip():
-        raise ConfigError("rule_name must not be empty")
-    try:
-        merged["max_concurrency"] = max(1, int(merged["max_concurrency"]))
-    except (TypeError, ValueError):
-        raise ConfigError("max_concurrency must be a whole number of mailboxes") from None
-    if isinstance(merged["mailboxes"], str):
-        merged["mailboxes"] = [merged["mailboxes"]]
-    if not merged["crm"] and not merged["config"]:
-        raise ConfigError(
+def check_params(params: Mapping[str, Any]) -> RulesParams:
+    """The declared parameters (:class:`RulesParams`), with at least one source of mailboxes."""
+    checked = RulesParams.from_mapping(params)
+    if not checked.crm and not checked.config:
+        raise ParameterError(
             "no source of mailboxes: give crm= (its mailbox records) and/or config= (a router's "
             "Microsoft.Crm.Tools.EmailAgent.xml)"
         )
-    if not merged["dry_run"] and not merged["ews"]:
-        raise ConfigError("dry_run is false but no ews= URL is given to reach the mailboxes")
-    return merged
+    return checked
 
 
 def find_targets(params: Mapping[str, Any]) -> list[Target]:
@@ -286,8 +316,7 @@ def run(params: Mapping[str, Any], *, targets: list[Target] | None = None) -> Ru
         connector = connector_for(params)  # a bad URL fails before anything is read
         targets = find_targets(params)
     else:
-        params = {**DEFAULTS, **params}
-        params["max_concurrency"] = max(1, int(params["max_concurrency"]))
+        params = RulesParams.from_mapping(params)
         connector = connector_for(params)
     concurrency = params["max_concurrency"]
     plan = build_plan(
@@ -322,4 +351,12 @@ def apply_result(result: RulesResult, connector=None, *, verify_after: bool = Tr
     )
 
 
-__all__ = ["DEFAULTS", "RulesResult", "apply_result", "check_params", "find_targets", "run"]
+__all__ = [
+    "DEFAULTS",
+    "RulesParams",
+    "RulesResult",
+    "apply_result",
+    "check_params",
+    "find_targets",
+    "run",
+]
