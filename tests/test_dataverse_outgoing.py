@@ -198,7 +198,7 @@ def test_migration_apply_then_again_then_rollback_over_the_web_api(
         before = snapshot(store)
 
         def apply(run_dir: str):
-            params = {"configs": [str(env.config)], "crm": url, "dry_run": False}
+            params = {"config": [str(env.config)], "crm": url, "dry_run": False}
             return run({**params, "run_dir": str(tmp_path / run_dir)}).record
 
         first = apply("first")

@@ -23,7 +23,7 @@ from emailrouter_lib.cli import main
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import init_crm, open_crm
 from emailrouter_lib.crm.base import MailboxSettingsStore
-from emailrouter_lib.errors import ConfigError, CrmError
+from emailrouter_lib.errors import ConfigError, CrmError, ParameterError
 from emailrouter_lib.migration import (
     ApplyRecord,
     PlanOptions,
@@ -222,7 +222,7 @@ def test_run_applies_the_demo_and_writes_the_record(tmp_path):
     env = prepare_migration_demo(tmp_path / "demo")
     result = run(
         {
-            "configs": [str(env.config)],
+            "config": [str(env.config)],
             "crm": env.crm_url,
             "dry_run": False,
             "run_dir": str(tmp_path / "run"),
@@ -230,10 +230,10 @@ def test_run_applies_the_demo_and_writes_the_record(tmp_path):
     )
     assert result.record.status == "applied"
     assert (tmp_path / "run" / "apply-record.json").is_file()
-    with pytest.raises(ConfigError, match="unknown migration parameter"):
-        run({"configs": [str(env.config)], "dryrun": False})
+    with pytest.raises(ParameterError, match="unknown migration parameter"):
+        run({"config": [str(env.config)], "dryrun": False})
     with pytest.raises(ConfigError, match="no crm"):
-        run({"configs": [str(env.config)], "dry_run": False})
+        run({"config": [str(env.config)], "dry_run": False})
 
 
 # --- the command line ---------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_a_failure_mid_batch_schedules_nothing(demo_crm, tmp_path):
 def test_run_schedules_the_batch_after_applying(tmp_path):
     env = prepare_migration_demo(tmp_path / "demo")
     params = {
-        "configs": [str(env.config)],
+        "config": [str(env.config)],
         "crm": env.crm_url,
         "schedule_start": "2024-03-08T18:00:00Z",
         "test_and_enable_batch": 1,

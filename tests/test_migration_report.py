@@ -113,7 +113,7 @@ def test_planned_and_applied_counts_reconcile_row_by_row(tmp_path):
     from emailrouter_lib.migration.report import reconcile_table, report_tables
 
     env = prepare_migration_demo(tmp_path / "demo")
-    params = {"configs": [str(env.config)], "crm": env.crm_url, "dry_run": False}
+    params = {"config": [str(env.config)], "crm": env.crm_url, "dry_run": False}
     result = migration.run({**params, "run_dir": str(tmp_path)})
     table = reconcile_table(result).set_index("rows")
     for rows in ("email server profiles", "mailboxes"):

@@ -56,7 +56,7 @@ def run_demo(flow: str, run_dir: Path) -> Path:
         env = prepare_migration_demo(run_dir / "demo")
         result = migration.run(
             {
-                "configs": [str(env.config)],
+                "config": [str(env.config)],
                 "crm": env.crm_url,
                 "dry_run": False,
                 "schedule_start": "2024-03-08T18:00:00Z",

@@ -6,7 +6,7 @@ server profiles (Microsoft's merge of each incoming/outgoing pair used together)
 queue and forward mailbox's settings, what cannot migrate and why, and warnings. Nothing changes
 until :func:`apply_plan`, which is idempotent and keeps a record that :func:`rollback` undoes::
 
-    result = migration.run({"configs": ["EmailAgent.xml"], "crm": "sqlite:///crm.sqlite"})
+    result = migration.run({"config": ["EmailAgent.xml"], "crm": "sqlite:///crm.sqlite"})
     result                                   # summary and first rows in Jupyter
     result.write_artifacts(run_dir)          # report.html, migration.xlsx, plan.json, CSVs
     run({... , "dry_run": False, "run_dir": run_dir})   # apply; apply-record.json undoes it

@@ -27,7 +27,7 @@ def _plan(args: argparse.Namespace) -> int:
 
     result = run(
         {
-            "configs": args.config,
+            "config": args.config,
             "states": args.state,
             "crm": args.crm,
             "dry_run": True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -34,28 +34,73 @@ from emailrouter_lib.migration.schedule import (
     build_schedule,
     schedule_table,
 )
+from emailrouter_lib.parameters import FlowParameters, param
 from emailrouter_lib.run_summary import RunRecord, run_summary
-from emailrouter_lib.secrets import refuse_literal_secrets
 
 APPLY_RECORD = "apply-record.json"
 ENABLE_PLAN = "test-and-enable-plan.json"
 ENABLE_RECORD = "test-and-enable-record.json"
 
-DEFAULTS: dict[str, Any] = {
-    "configs": [],
-    "states": None,
-    "crm": None,
-    "dry_run": True,
-    "crm_on_premises": None,
-    "password_reference": DEFAULT_PASSWORD_REFERENCE,
-    "switch_channel": True,
-    "schedule_start": None,
-    "batch_size": BATCH_SIZE,
-    "batch_hours": BATCH_HOURS,
-    "lookback_hours": LOOKBACK_HOURS,
-    "test_and_enable_batch": 0,
-    "run_dir": None,
-}
+
+@dataclass(eq=False)
+class MigrationParams(FlowParameters):
+    """Which routers to migrate, into which CRM, and how the Test & Enable schedule runs."""
+
+    FLOW: ClassVar[str] = "migration"
+
+    config: list[str] = param(
+        factory=list,
+        help="each router's Microsoft.Crm.Tools.EmailAgent.xml; the first listing a user decides",
+        flags="--config",
+    )
+    states: list[str] | None = param(
+        None,
+        help="each configuration's SystemState.xml, same order; default: the one beside it",
+        flags="--state",
+    )
+    crm: str | None = param(None, help="CRM URL: what it has now, where to apply", flags="--crm")
+    dry_run: bool = param(True, help="plan only; False applies (apply-record.json undoes it)")
+    crm_on_premises: bool | None = param(
+        None,
+        help="None: decided from the CRM URL; True/False: where profiles' servers are seen from",
+        flags="--crm-on-premises",
+    )
+    password_reference: str = param(
+        DEFAULT_PASSWORD_REFERENCE,
+        help="how the plan names each profile's password (a reference, never a value)",
+        secret=True,
+    )
+    switch_channel: bool = param(
+        True,
+        help="set the organisation to server-side synchronization when applying",
+        flags="--keep-channel",
+    )
+    schedule_start: str | None = param(
+        None, help="first Test & Enable batch (ISO time); None: now", flags="--start"
+    )
+    batch_size: int = param(
+        BATCH_SIZE, help="mailboxes per Test & Enable batch", flags="--batch-size"
+    )
+    batch_hours: float = param(BATCH_HOURS, help="hours between Test & Enable batches")
+    lookback_hours: float = param(
+        LOOKBACK_HOURS, help="Process Email From: this many hours back", flags="--lookback-hours"
+    )
+    test_and_enable_batch: int = param(
+        0, help="schedule this batch's Test & Enable in the CRM; 0: none", flags="--batch"
+    )
+    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
+    run_dir: str | None = param(None, help="where the artifacts (and the apply record) go")
+
+    @classmethod
+    def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:
+        for name in ("config", "states"):
+            if isinstance(data.get(name), str | Path):
+                data[name] = [str(data[name])]
+        return data
+
+
+# The declared defaults, for callers that merge a mapping over them.
+DEFAULTS: dict[str, Any] = {p.name: p.default for p in MigrationParams.declared()}
 
 
 @dataclass
@@ -172,7 +217,7 @@ def load_routers(
     if not configs:
         raise ConfigError(
             "no router configuration given; pass the Microsoft.Crm.Tools.EmailAgent.xml of "
-            "each router (configs=[...] or --config FILE)"
+            "each router (config=[...] or --config FILE)"
         )
     states = list(states or [])
     if len(states) > len(configs):
@@ -192,20 +237,13 @@ def load_routers(
 
 
 def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
-    """Plan (and, when ``dry_run`` is false, apply) the migration of ``params["configs"]``.
+    """Plan (and, when ``dry_run`` is false, apply) the migration of ``params["config"]``.
 
     *crm*, when given, is used instead of opening ``params["crm"]`` (tests and notebooks that
     already hold one).
     """
-    unknown = sorted(set(params) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(
-            f"unknown migration parameter(s) {', '.join(unknown)}; known: "
-            f"{', '.join(sorted(DEFAULTS))}"
-        )
-    p = {**DEFAULTS, **params}
-    refuse_literal_secrets(p, where="migration parameters")
-    routers = load_routers(p["configs"], p["states"])
+    p = MigrationParams.from_mapping(params)
+    routers = load_routers(p["config"], p["states"])
     opened = None
     if crm is None and p["crm"]:
         from emailrouter_lib.crm import open_crm
@@ -223,7 +261,8 @@ def run(params: Mapping[str, Any], crm: Any | None = None) -> MigrationResult:
             batch_hours=float(p["batch_hours"]),
             lookback_hours=float(p["lookback_hours"]),
         )
-        result = MigrationResult(plan, schedule, run=RunRecord.begin("migration", p))
+        run = RunRecord.begin("migration", p, run_id=p.run_id)
+        result = MigrationResult(plan, schedule, run=run)
         if not p["dry_run"]:
             if crm is None:
                 raise ConfigError("dry_run is false but no crm is given; name the CRM to apply to")
