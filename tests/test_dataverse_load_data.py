@@ -207,7 +207,7 @@ def test_configure_flow_loads_the_same_plan_from_dataverse(server, tmp_path):
     plans = {}
     for name, url in (("sqlite", _sqlite_url(tmp_path)), ("dataverse", server.crm_url())):
         config = _sample(tmp_path / name)
-        result = flow.run({"config_path": str(config), "crm": url, "check_access": False})
+        result = flow.run({"config": str(config), "crm": url, "check_access": False})
         plans[name] = result.load_plan
     assert plans["dataverse"].rows == plans["sqlite"].rows
     rows = {r.id: r for r in plans["dataverse"].rows}

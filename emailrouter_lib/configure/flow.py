@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 import shutil
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -16,49 +16,76 @@ from emailrouter_lib.config.load_data import LoadDataPlan, apply_load_data, plan
 from emailrouter_lib.config.publish import PublishPlan, PublishResult, apply_publish, plan_publish
 from emailrouter_lib.config.validation import ValidationReport
 from emailrouter_lib.crm.base import require
-from emailrouter_lib.errors import ConfigError
+from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mailboxes import access
+from emailrouter_lib.parameters import FlowParameters, param
 from emailrouter_lib.run_summary import RunRecord, run_summary
-from emailrouter_lib.secrets import refuse_literal_secrets
 
 REPORT_ORDER = ("access", "findings", "load_data", "entries", "profiles", "deployments")
 
 
-@dataclass
-class ConfigureParams:
-    config_path: str | Path = ""
-    demo: bool = False
-    profiles: list[dict] = field(default_factory=list)
-    deployments: list[dict] = field(default_factory=list)
-    forward_mailboxes: list[dict] = field(default_factory=list)
-    entries: list[dict] = field(default_factory=list)
-    crm: str = ""
-    deployment: str | None = None
-    remove_gone: bool = True
-    remove_profiles: bool = False  # let Load Data remove a profile whose last user/queue is gone
-    check_access: bool = True
-    access_password: str | None = None
-    access_overrides: dict[str, str] = field(default_factory=dict)
-    access_only: list[str] = field(default_factory=list)
-    access_timeout: float = 10
-    access_workers: int = 4
-    ca_file: str | None = None
-    publish_to: str | Path = ""
-    apply: bool = False
-    run_dir: str | Path = ""
+@dataclass(eq=False)
+class ConfigureParams(FlowParameters):
+    """The Configuration Manager's edits, Load Data, Test Access and Publish, in one mapping."""
 
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any] | ConfigureParams) -> ConfigureParams:
-        if isinstance(values, ConfigureParams):
-            return values
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        refuse_literal_secrets(values, where="configuration parameters")
-        return cls(**{k: v for k, v in values.items() if v is not None})
+    FLOW: ClassVar[str] = "configure"
+
+    config: str | Path = param("", help="the Microsoft.Crm.Tools.EmailAgent.xml to edit")
+    demo: bool = param(
+        False, help="a copy of the sample configuration and a fresh demo CRM in the run folder"
+    )
+    profiles: list[dict] = param(factory=list, help="profiles to add or change")
+    deployments: list[dict] = param(factory=list, help="deployments to add or change")
+    forward_mailboxes: list[dict] = param(factory=list, help="forward mailboxes to add")
+    entries: list[dict] = param(factory=list, help="users and queues to route")
+    crm: str = param("", help='CRM URL for Load Data; "" skips Load Data', flags="--crm")
+    deployment: str | None = param(
+        None, help="CRM server URL that Load Data fills; None: the only one", flags="--deployment"
+    )
+    remove_gone: bool = param(
+        True,
+        help="Load Data removes users and queues the CRM no longer routes",
+        flags="--keep-gone",
+    )
+    remove_profiles: bool = param(
+        False,
+        help="... and a profile whose last user or queue is gone",
+        flags="--remove-profiles",
+    )
+    check_access: bool = param(True, help="run Test Access")
+    access_password: str | None = param(
+        None,
+        help='secret reference template for Test Access, e.g. "env:MAILBOX_PW_{local}"',
+        secret=True,
+        flags="--password",
+    )
+    access_overrides: dict[str, str] = param(
+        factory=dict,
+        help="address -> mailbox URL to test instead of the profile's server",
+        flags="--mailbox",
+    )
+    access_only: list[str] = param(
+        factory=list,
+        help="addresses to test (or incoming:ADDRESS); [] tests every enabled entry",
+        flags="--only",
+    )
+    access_timeout: float = param(10, help="seconds per connection", flags="--timeout")
+    max_concurrency: int = param(
+        4, help="Test Access connections at a time", flags=("--max-concurrency", "--workers")
+    )
+    ca_file: str | None = param(
+        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
+    )
+    publish_to: str | Path = param(
+        "", help='the file to publish; "" publishes over config', flags="--to"
+    )
+    dry_run: bool = param(
+        True,
+        help="True: show the publish diff only; False: write the file (after a backup)",
+        flags="--apply",
+    )
+    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
+    run_dir: str | Path = param("", help="where the artifacts go")
 
 
 @dataclass
@@ -91,7 +118,7 @@ class ConfigureResult:
             },
             # A mailbox that failed Test Access fails the run (exit 1), as in every notebook.
             ok=self.access_report.ok,
-            dry_run=not self.params.apply,
+            dry_run=self.params.dry_run,
             failures=[
                 f"{r.entry} ({r.target}): {r.outcome}: {r.message}"
                 for r in self.access_report.failures
@@ -225,7 +252,7 @@ class ConfigureResult:
                 f"  {self.access_report.summary()}",
                 f"  {len(self.validation.findings)} finding(s)",
                 f"  {self.publish_plan.summary()}",
-                f"  {self.published or 'dry run: set apply = True to write the file'}",
+                f"  {self.published or 'dry run: set dry_run = False to write the file'}",
             ]
         )
 
@@ -239,7 +266,7 @@ def _test_access(editor: ConfigEditor, p: ConfigureParams) -> access.AccessRepor
         editor, password=p.access_password, overrides=p.access_overrides, only=p.access_only or None
     )
     return access.test_access(
-        targets, workers=p.access_workers, timeout=p.access_timeout, ca_file=p.ca_file
+        targets, workers=p.max_concurrency, timeout=p.access_timeout, ca_file=p.ca_file
     )
 
 
@@ -249,8 +276,8 @@ def _demo(p: ConfigureParams) -> None:
 
     run_dir = Path(p.run_dir or ".")
     env = prepare_demo_environment(run_dir / "demo")
-    p.config_path = run_dir / "Microsoft.Crm.Tools.EmailAgent.xml"
-    shutil.copyfile(SAMPLE_CONFIG, p.config_path)
+    p.config = run_dir / "Microsoft.Crm.Tools.EmailAgent.xml"
+    shutil.copyfile(SAMPLE_CONFIG, p.config)
     p.crm = env.crm_url
     support, scenarios = env.mailbox_urls
     p.access_overrides = {
@@ -267,9 +294,9 @@ def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
     run = RunRecord.begin("configure", p)
     if p.demo:
         _demo(p)
-    if not p.config_path:
-        raise ConfigError("set config_path to the router's Microsoft.Crm.Tools.EmailAgent.xml")
-    config_path = Path(p.config_path)
+    if not p.config:
+        raise ParameterError("set config to the router's Microsoft.Crm.Tools.EmailAgent.xml")
+    config_path = Path(p.config)
     publish_to = Path(p.publish_to) if p.publish_to else config_path
     config = load_config(config_path)
     editor = apply_params(
@@ -300,7 +327,7 @@ def run(params: dict[str, Any] | ConfigureParams) -> ConfigureResult:
     validation = validate_config(config)
     validation.findings += access_report.findings()
     publish_plan = plan_publish(config, publish_to)
-    published = apply_publish(publish_plan) if p.apply else None
+    published = None if p.dry_run else apply_publish(publish_plan)
     return ConfigureResult(
         p,
         config_path,
