@@ -125,6 +125,13 @@ class FlowParameters(Mapping[str, Any]):
         return params
 
     @classmethod
+    def from_namespace(cls: type[P], namespace: Mapping[str, Any], **overrides: Any) -> P:
+        """The declared parameters a notebook's ``globals()`` holds (its parameters cell, after
+        papermill's injected cell), with *overrides*: a notebook's main cell is one line."""
+        values = {name: namespace[name] for name in cls.names() if name in namespace}
+        return cls.from_mapping({**values, **overrides})
+
+    @classmethod
     def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:
         """Accept the spellings a notebook or YAML file naturally uses (a string for a
         one-element list...): the flow's own hook, before its fields are set."""

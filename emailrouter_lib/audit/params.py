@@ -46,7 +46,6 @@ class AuditParams(FlowParameters):
         None,
         help="mailbox URL for each CRM address, e.g. imaps://{address}@mail.contoso.com/INBOX"
         "?password=env:PW",
-        secret=True,
         flags="--url-template",
     )
     ledger: str | None = param(

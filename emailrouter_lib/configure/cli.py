@@ -53,8 +53,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     access.add_argument("--only", action="append", metavar="ADDRESS", help="test only these")
     access.add_argument("--timeout", type=float, default=10.0, help="seconds per connection")
-    access.add_argument("--workers", type=int, default=4, help="connections at a time")
-    access.add_argument("--cafile", metavar="PATH", help="trust this CA (on-premises CAs)")
+    access.add_argument(
+        "--max-concurrency", "--workers", type=int, default=4, help="connections at a time"
+    )
+    access.add_argument(
+        "--ca-file", "--cafile", metavar="PATH", help="trust this CA (on-premises CAs)"
+    )
     access.set_defaults(func=_test_access)
 
     publish = commands.add_parser(
@@ -116,7 +120,9 @@ def _test_access(args: argparse.Namespace) -> int:
     targets = access_targets(
         editor, password=args.password, overrides=overrides, only=args.only or None
     )
-    report = test_access(targets, workers=args.workers, timeout=args.timeout, ca_file=args.cafile)
+    report = test_access(
+        targets, workers=args.max_concurrency, timeout=args.timeout, ca_file=args.ca_file
+    )
     print(report)
     return 0 if report.ok else 1
 

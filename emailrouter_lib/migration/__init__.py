@@ -39,6 +39,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
             "plan_test_and_enable",
         ),
         "flow": (
+            "MigrationParams",
             "MigrationResult",
             "apply_result",
             "enable_result",
