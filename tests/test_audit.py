@@ -164,7 +164,7 @@ def test_findings_compare_the_crm_with_the_configuration(tmp_path):
             "since": None,
         }
     )
-    codes = {(f.code, f.mailbox) for f in result.findings}
+    codes = {(f.code, f.where) for f in result.findings}
     assert ("two-routers", demo.BOB.address) in codes
     assert ("disabled-still-configured", demo.DANA.address) in codes
     assert ("delivery-method", demo.DANA.address) in codes

@@ -39,7 +39,7 @@ def blank(value) -> bool:
 
 
 def findings_of(result, code: str) -> dict[str, str]:
-    return {f.mailbox: f.message for f in result.findings if f.code == code}
+    return {f.where: f.message for f in result.findings if f.code == code}
 
 
 # -- Test Access and ItemClass ---------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_forward_rule_present_missing_altered_own_and_unreadable(ews, tmp_path):
     assert result.summary["details"]["forward_rules"] == result.rule_counts
     assert set(findings_of(result, "forward-rule-missing")) == {ALICE, GINA}
     assert "someone@elsewhere.example" in findings_of(result, "forward-rule-altered")[BOB]
-    unchecked = {f.mailbox: f.severity for f in result.findings if "not-checked" in f.code}
+    unchecked = {f.where: f.severity for f in result.findings if "not-checked" in f.code}
     assert unchecked == {SUPPORT_BOX: "info", DANA: "info"}  # by design, not a failure
     assert "forward rules: 2 missing, 1 altered, 2 cannot-check, 1 present" in str(result)
 
@@ -220,7 +220,7 @@ def test_rule_reads_that_fail_are_rows_not_a_failed_audit(ews, tmp_path, monkeyp
     state, detail = rule[GINA]
     assert state == "cannot-check" and detail.startswith("mailbox not found")
     assert rule[FRANK][0] == "present" and rule[BOB][0] == "altered"  # the others finished
-    severity = {f.mailbox: f.severity for f in result.findings if "not-checked" in f.code}
+    severity = {f.where: f.severity for f in result.findings if "not-checked" in f.code}
     assert severity[ALICE] == severity[GINA] == "warning"  # tried and failed
 
     # without any way to reach the mailboxes: every rule says so, as information

@@ -235,7 +235,8 @@ def test_passwords_never_reach_the_report():
 
 def test_html_rendering_escapes():
     report = ValidationReport(
-        path="f.xml", findings=[Finding("warning", "x", "<b>unknown</b> & more", "f.xml", 3)]
+        path="f.xml",
+        findings=[Finding("warning", "x", "<b>unknown</b> & more", file="f.xml", line=3)],
     )
     html = report._repr_html_()
     assert "&lt;b&gt;unknown&lt;/b&gt; &amp; more" in html and "<b>unknown</b>" not in html
@@ -244,6 +245,7 @@ def test_html_rendering_escapes():
             "severity": "warning",
             "code": "x",
             "message": "<b>unknown</b> & more",
+            "where": "f.xml:3",
             "file": "f.xml",
             "line": 3,
         }

@@ -3,7 +3,8 @@
 Layers, bottom to top (a module may import its own package and anything in a lower layer, never a
 higher one or a sibling of its own layer):
 
-    0  errors, known_secrets, secrets, exit_codes, lazy_exports, files, run_summary, parameters
+    0  errors, known_secrets, secrets, exit_codes, lazy_exports, files, run_summary, parameters,
+       findings
                                    the core (and the package root), which every module may import
     1  mail, config
     2  mailboxes, crm
@@ -35,6 +36,7 @@ LAYERS = {
     "files": 0,
     "run_summary": 0,
     "parameters": 0,
+    "findings": 0,
     "mail": 1,
     "config": 1,
     "mailboxes": 2,

@@ -7,7 +7,6 @@ list everything at once. Each says which mailbox, what is wrong and what to do.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 from emailrouter_lib.audit.crm_view import (
     APPROVAL,
@@ -18,17 +17,15 @@ from emailrouter_lib.audit.crm_view import (
     label,
 )
 from emailrouter_lib.audit.targets import ConfigListing, Target
+from emailrouter_lib.findings import Finding
 from emailrouter_lib.mailboxes.cleartext import cleartext_warning
 
 WARNING, INFO = "warning", "info"
 
 
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # warning | info
-    code: str
-    mailbox: str
-    message: str
+def finding(severity: str, code: str, mailbox: str, message: str) -> Finding:
+    """A finding about one mailbox (the one Finding shape; ``where`` is the mailbox)."""
+    return Finding(severity, code, message, where=mailbox)  # type: ignore[arg-type]
 
 
 def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) -> list[Finding]:
@@ -37,7 +34,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
 
     for path, provider, record_id in listing.unknown_ids:
         add(
-            Finding(
+            finding(
                 WARNING,
                 "config-id-not-in-crm",
                 record_id,
@@ -62,7 +59,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
         places, urls = served.get(address, set()), connections.get(address, set())
         if len(places) > 1:
             add(
-                Finding(
+                finding(
                     WARNING,
                     "two-routers",
                     address,
@@ -72,7 +69,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
             )
         if len(urls) > 1:
             add(
-                Finding(
+                finding(
                     WARNING,
                     "two-connections",
                     address,
@@ -94,7 +91,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
         if mailbox is None:
             if view.by_address:
                 add(
-                    Finding(
+                    finding(
                         WARNING,
                         "address-not-in-crm",
                         address,
@@ -105,7 +102,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
             continue
         if mailbox.disabled:
             add(
-                Finding(
+                finding(
                     WARNING,
                     "disabled-still-configured",
                     address,
@@ -118,7 +115,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
             FORWARD_DELIVERY,
         ):
             add(
-                Finding(
+                finding(
                     WARNING,
                     "delivery-method",
                     address,
@@ -129,7 +126,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
             )
         if mailbox.approval != 1 and view.approval_required(mailbox.kind):
             add(
-                Finding(
+                finding(
                     WARNING,
                     "not-approved",
                     address,
@@ -139,12 +136,12 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
                 )
             )
         elif mailbox.approval == 2:
-            add(Finding(INFO, "approval-pending", address, "email address approval is pending"))
+            add(finding(INFO, "approval-pending", address, "email address approval is pending"))
 
     for mailbox in view.mailboxes:
         if mailbox.mailbox_address and mailbox.mailbox_address != mailbox.address:
             add(
-                Finding(
+                finding(
                     WARNING,
                     "address-mismatch",
                     mailbox.address,
@@ -162,7 +159,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
                 if s == 2
             )
             add(
-                Finding(
+                finding(
                     WARNING,
                     "mailbox-status-failure",
                     mailbox.address,
@@ -176,7 +173,7 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
             and mailbox.address in crm_only
         ):
             add(
-                Finding(
+                finding(
                     INFO,
                     "routed-in-crm-not-configured",
                     mailbox.address,
@@ -188,11 +185,11 @@ def find_problems(targets: list[Target], listing: ConfigListing, view: CrmView) 
     for target in targets:
         if target.invalid:
             add(
-                Finding(
+                finding(
                     WARNING, "unusable-url", target.address or target.shown or "?", target.invalid
                 )
             )
         elif target.url and not target.skipped and (cleartext := cleartext_warning(target.url)):
             name = target.address or target.shown or "?"
-            add(Finding(WARNING, "cleartext-login", name, cleartext))
+            add(finding(WARNING, "cleartext-login", name, cleartext))
     return found

@@ -17,10 +17,10 @@ from typing import Any
 import pandas as pd
 
 from emailrouter_lib.audit.crm_view import APPROVAL, DELIVERY, EMAIL_STATUS, CrmMailbox, label
-from emailrouter_lib.audit.findings import Finding
 from emailrouter_lib.audit.probe import Probe
 from emailrouter_lib.audit.rule_check import RuleCheck, rule_counts
 from emailrouter_lib.audit.targets import Target
+from emailrouter_lib.findings import Finding
 from emailrouter_lib.mail.classify import is_tracked
 from emailrouter_lib.run_summary import RunRecord, run_summary
 
@@ -147,7 +147,10 @@ class AuditResult:
 
     @property
     def findings_table(self) -> pd.DataFrame:
-        rows = [vars(f) for f in self.findings]
+        rows = [
+            {"severity": f.severity, "code": f.code, "mailbox": f.where, "message": f.message}
+            for f in self.findings
+        ]
         frame = pd.DataFrame(rows, columns=["severity", "code", "mailbox", "message"])
         return frame.sort_values(["severity", "code", "mailbox"], ascending=[False, True, True])
 
@@ -392,9 +395,7 @@ class AuditResult:
                 lines.append(f"  {row.state}: {row.mailbox}: {row.error}")
         if self.findings:
             lines.append(f"  {len(self.findings)} finding(s):")
-            lines += [
-                f"    {f.severity} [{f.code}] {f.mailbox}: {f.message}" for f in self.findings
-            ]
+            lines += [f"    {f.severity} [{f.code}] {f.where}: {f.message}" for f in self.findings]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:

@@ -21,10 +21,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emailrouter_lib.audit.crm_view import FORWARD_DELIVERY, CrmView
-from emailrouter_lib.audit.findings import INFO, WARNING, Finding
+from emailrouter_lib.audit.findings import INFO, WARNING, finding
 from emailrouter_lib.audit.probe import error_text as _text
 from emailrouter_lib.audit.targets import Target, template_url
 from emailrouter_lib.errors import EmailRouterError, SecretError
+from emailrouter_lib.findings import Finding
 
 PRESENT, MISSING, ALTERED, CANNOT_CHECK = "present", "missing", "altered", "cannot-check"
 RULE_STATES = (MISSING, ALTERED, CANNOT_CHECK, PRESENT)  # worst first
@@ -245,7 +246,7 @@ def rule_findings(rows: list[tuple[Target, RuleCheck | None]], rule_name: str) -
         forward = check.forward_to or "the forward mailbox"
         if check.state == MISSING:
             found.append(
-                Finding(
+                finding(
                     WARNING,
                     "forward-rule-missing",
                     mailbox,
@@ -256,7 +257,7 @@ def rule_findings(rows: list[tuple[Target, RuleCheck | None]], rule_name: str) -
             )
         elif check.state == ALTERED:
             found.append(
-                Finding(
+                finding(
                     WARNING,
                     "forward-rule-altered",
                     mailbox,
@@ -265,7 +266,7 @@ def rule_findings(rows: list[tuple[Target, RuleCheck | None]], rule_name: str) -
             )
         else:
             found.append(
-                Finding(
+                finding(
                     WARNING if check.tried else INFO,
                     "forward-rule-not-checked",
                     mailbox,

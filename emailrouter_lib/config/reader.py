@@ -154,7 +154,7 @@ class _Reader:
         self.unknown: list[UnknownElement] = []
 
     def note(self, severity: Severity, code: str, message: str, line: int | None) -> None:
-        self.findings.append(Finding(severity, code, message, self.file, line))
+        self.findings.append(Finding(severity, code, message, file=self.file, line=line))
 
     def read(self) -> RouterConfig:
         root = self.xml.tree.getroot()

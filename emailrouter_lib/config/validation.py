@@ -120,7 +120,7 @@ def _error_finding(exc: ConfigError, code: str, path: str) -> Finding:
         if text.startswith(prefix):
             text = text[len(prefix) :]
             break
-    return Finding("error", code, text, file, exc.line)
+    return Finding("error", code, text, file=file, line=exc.line)
 
 
 def _count(items: list[Finding], noun: str) -> str:
@@ -133,7 +133,7 @@ class _Checks:
         self.file = file
 
     def finding(self, severity: Severity, code: str, message: str, line: int | None) -> Finding:
-        return Finding(severity, code, message, self.file, line)
+        return Finding(severity, code, message, file=self.file, line=line)
 
     def run(self) -> Iterator[Finding]:
         yield from self.ranges(self.config.system, vocab.SYSTEM_FIELDS)

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from emailrouter_lib.findings import Finding
+
 SCHEMA = "emailrouter.migration-plan/1"
 
 # The emailserverprofile columns the plan writes, in the order a reviewer reads them.
@@ -138,16 +140,20 @@ class NotMigrated:
     mailbox_count: int = 0
 
 
-@dataclass
-class PlanWarning:
-    """Something a person should look at before applying; never a reason to stop."""
+@dataclass(frozen=True)
+class PlanWarning(Finding):
+    """Something a person should look at before applying; never a reason to stop. The one
+    Finding shape; ``where`` is said from the router, profile and owner it is about."""
 
-    code: str
-    message: str
     profile: str | None = None
     owner: str | None = None
     router: str | None = None
-    severity: Literal["warning", "info"] = "warning"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.where is None:
+            place = "; ".join(p for p in (self.router, self.profile, self.owner) if p)
+            object.__setattr__(self, "where", place or None)
 
 
 @dataclass

@@ -106,7 +106,7 @@ def warning(
 ) -> PlanWarning:
     """A warning with its code's severity; *message* says what was found and where."""
     severity, _ = CODES[code]
-    return PlanWarning(code, message, profile, owner, router, severity)
+    return PlanWarning(severity, code, message, profile=profile, owner=owner, router=router)
 
 
 def explain(code: str) -> str:
