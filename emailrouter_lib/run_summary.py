@@ -103,4 +103,24 @@ def run_summary(
     return summary
 
 
-__all__ = ["SUMMARY_KEYS", "RunRecord", "new_run_id", "parameters_hash", "run_summary"]
+def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
+    """What a person checks first in any run, from its summary: the verdict with the counts,
+    then each failure and each warning (the notebooks' last cell prints these)."""
+    counts = ", ".join(f"{n} {name}" for name, n in (summary.get("totals") or {}).items())
+    verdict = "ok" if summary.get("ok") else "FAILED"
+    if summary.get("dry_run"):
+        verdict += " (dry run, nothing changed)"
+    lines = [f"{verdict}: {counts}" if counts else verdict]
+    lines += [f"failed: {line}" for line in summary.get("failures") or []]
+    lines += [f"warning: {line}" for line in summary.get("warnings") or []]
+    return lines
+
+
+__all__ = [
+    "SUMMARY_KEYS",
+    "RunRecord",
+    "new_run_id",
+    "parameters_hash",
+    "run_summary",
+    "verdict_lines",
+]
