@@ -161,3 +161,19 @@ def test_a_literal_secret_is_refused_in_every_declared_secret():
                 assert p.name in message or "secret" in message or "reference" in message
                 checked += 1
     assert checked >= 5
+
+
+def test_every_flows_result_has_the_same_methods():
+    """One result shape: ``ok``, ``summary``, ``tables()``, ``_repr_html_``,
+    ``write_artifacts(run_dir)`` on each flow's result class."""
+    from emailrouter_lib.audit.result import AuditResult
+    from emailrouter_lib.configure.flow import ConfigureResult
+    from emailrouter_lib.migration.flow import MigrationResult
+    from emailrouter_lib.routing.result import RoutingResult
+    from emailrouter_lib.rules.flow import RulesResult
+
+    for result in (RoutingResult, AuditResult, RulesResult, MigrationResult, ConfigureResult):
+        for name in ("ok", "summary"):
+            assert isinstance(getattr(result, name, None), property), (result.__name__, name)
+        for name in ("tables", "_repr_html_", "write_artifacts"):
+            assert callable(getattr(result, name, None)), (result.__name__, name)

@@ -63,8 +63,8 @@ def test_report_in_headless_chromium(chromium, hostile_report):
             src == "data:image/png;base64," and width > 100 for src, width in images
         )
         headings = page.eval_on_selector_all("section.table h2", "hs => hs.map(h => h.textContent)")
-        assert headings == [name.replace("_", " ") for name in result.tables]
-        for index, (name, frame) in enumerate(result.tables.items()):
+        assert headings == [name.replace("_", " ") for name in result.tables()]
+        for index, (name, frame) in enumerate(result.tables().items()):
             assert len(frame) > 0, f"{name} is empty in this scenario"
             assert page.locator(f"#t{index} tbody tr:not(.detail)").count() == len(frame)
         link = page.locator("nav.links a", has_text="Migration plan")

@@ -184,8 +184,8 @@ class AuditResult:
         ]
         return pd.DataFrame(rows, columns=["mailbox", "run_id", "finished", "outcome", "items"])
 
-    @property
     def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table of the audit by name (as every flow's result has them)."""
         return {
             "mailboxes": self.table,
             "findings": self.findings_table,
@@ -363,7 +363,7 @@ class AuditResult:
             Path(run_dir),
             summary=self.summary,
             report_summary=self.report_summary(),
-            tables=self.tables,
+            tables=self.tables(),
             title=f"Mailbox audit {self.run_id}",
             subtitle=self._subtitle(),
             notes=notes,

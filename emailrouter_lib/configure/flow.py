@@ -102,6 +102,11 @@ class ConfigureResult:
     run: RunRecord = field(default_factory=lambda: RunRecord("configure"))
 
     @property
+    def ok(self) -> bool:
+        """A mailbox that failed Test Access fails the run (exit 1), as in every notebook."""
+        return self.access_report.ok
+
+    @property
     def summary(self) -> dict[str, Any]:
         """The one summary schema (``run_summary``); the Configuration Manager's own keys under
         ``details``."""
@@ -116,8 +121,7 @@ class ConfigureResult:
                 "findings": len(self.validation.findings),
                 "published": int(bool(self.published and self.published.written)),
             },
-            # A mailbox that failed Test Access fails the run (exit 1), as in every notebook.
-            ok=self.access_report.ok,
+            ok=self.ok,
             dry_run=self.params.dry_run,
             failures=[
                 f"{r.entry} ({r.target}): {r.outcome}: {r.message}"

@@ -116,6 +116,17 @@ class MigrationResult:
     run: RunRecord = field(default_factory=lambda: RunRecord("migration"))
 
     @property
+    def failures(self) -> list[str]:
+        """An apply that did not finish (its record says how far it got)."""
+        if self.record is not None and self.record.status != "applied":
+            return [f"apply: {self.record.status}"]
+        return []
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
     def summary(self) -> dict[str, Any]:
         """The one summary schema (``run_summary``); the migration's own keys under
         ``details``."""
@@ -125,12 +136,9 @@ class MigrationResult:
             "crm": self.plan.crm or "(none)",
             "test_and_enable_batches": len({r.batch for r in self.schedule}),
         }
-        failures = []
         if self.record is not None:
             details["applied_changes"] = self.record.counts
             details["apply_status"] = self.record.status
-            if self.record.status != "applied":
-                failures.append(f"apply: {self.record.status}")
         if self.enable is not None:
             details["test_and_enable_batch"] = {"batch": self.enable.batch, **self.enable.counts}
         if self.enable_record is not None:
@@ -138,9 +146,9 @@ class MigrationResult:
         return run_summary(
             self.run,
             counts=dict(self.plan.counts),
-            ok=not failures,
+            ok=self.ok,
             dry_run=self.dry_run,
-            failures=failures,
+            failures=self.failures,
             details=details,
         )
 

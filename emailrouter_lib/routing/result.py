@@ -135,6 +135,15 @@ class RoutingResult:
 
         return pd.DataFrame(rows)
 
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table of the run by name (as every flow's result has them): the messages, the
+        mailboxes and, when the run sent some, the outgoing emails."""
+        return {
+            "results": self.table,
+            "mailboxes": self.mailbox_table,
+            **({"outgoing": self.outgoing_table} if self.outgoing else {}),
+        }
+
     @property
     def counts(self) -> dict[str, int]:
         return dict(Counter(r.outcome for r in self.rows).most_common())
@@ -232,11 +241,7 @@ class RoutingResult:
         summary = storable_value(self.summary)
         if not self.outgoing:  # a reused run folder must not keep an earlier run's emails
             (Path(run_dir) / "outgoing.csv").unlink(missing_ok=True)
-        tables = {
-            "results": self.table,
-            "mailboxes": self.mailbox_table,
-            **({"outgoing": self.outgoing_table} if self.outgoing else {}),
-        }
+        tables = self.tables()
         # The page (failures first, words for people) is built in the reports layer; its
         # messages' text is made storable like the files'.
         page = {
