@@ -24,7 +24,6 @@ from typing import Any
 import requests
 
 from emailrouter_lib.crm.base import (
-    FILTER_ALL,
     PARTY_ENTITIES,
     EmailRef,
     NewAttachment,
@@ -59,6 +58,13 @@ from emailrouter_lib.crm.dataverse.odata import (
 )
 from emailrouter_lib.crm.dataverse.outgoing import OutgoingOverWebApi
 from emailrouter_lib.crm.dataverse.payload import PayloadRules
+from emailrouter_lib.crm.dataverse.recipients import (
+    QUEUE_COLUMNS,
+    USER_COLUMNS,
+    queue_recipient,
+    read_recipients,
+    user_recipient,
+)
 from emailrouter_lib.crm.dataverse.session import (
     RETRY_STATUS,
     DataverseSession,
@@ -123,25 +129,8 @@ EMAIL_REF_SELECT = (
     "_regardingobjectid_value",
     "directioncode",
 )
-USER_SELECT = (
-    "systemuserid",
-    "fullname",
-    "internalemailaddress",
-    "isdisabled",
-    "emailrouteraccessapproval",
-    "incomingemaildeliverymethod",
-    "outgoingemaildeliverymethod",
-)
-QUEUE_SELECT = (
-    "queueid",
-    "name",
-    "emailaddress",
-    "incomingemailfilteringmethod",
-    "emailrouteraccessapproval",
-    "incomingemaildeliverymethod",
-    "outgoingemaildeliverymethod",
-    "statecode",
-)
+USER_SELECT = USER_COLUMNS  # the columns Load Data reads too (dataverse/recipients.py)
+QUEUE_SELECT = QUEUE_COLUMNS
 ORGANIZATION_SELECT = (
     "organizationid",
     "name",
@@ -359,8 +348,6 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
 
     def recipients(self) -> list[Recipient]:
         """Every user and queue with an address (Load Data; see dataverse/recipients.py)."""
-        from emailrouter_lib.crm.dataverse.recipients import read_recipients
-
         return read_recipients(self._read_many)
 
     def recipients_by_address(self, addresses: Iterable[str]) -> dict[str, list[Recipient]]:
@@ -398,37 +385,16 @@ class DataverseCrm(OutgoingOverWebApi, MailboxSettingsOverWebApi):
         queues = [row for rows in answers[1::2] for row in rows]
         settings = self._user_settings([row["systemuserid"] for row in users])
         found: dict[str, list[Recipient]] = {}
+        recipients = []
         for row in users:
             filtering, autocreate = settings.get(row["systemuserid"].lower(), (None, False))
-            recipient = Recipient(
-                entity="systemuser",
-                id=row["systemuserid"],
-                name=row.get("fullname") or "",
-                emailaddress=row.get("internalemailaddress"),
-                incomingemailfilteringmethod=FILTER_ALL if filtering is None else int(filtering),
-                emailrouteraccessapproval=int(row.get("emailrouteraccessapproval") or 0),
-                incomingemaildeliverymethod=int(row.get("incomingemaildeliverymethod") or 0),
-                outgoingemaildeliverymethod=int(row.get("outgoingemaildeliverymethod") or 0),
-                isdisabled=bool(row.get("isdisabled")),
-                autocreatecontact=bool(autocreate),
-            )
-            key = recipient.id.lower() if by == "id" else (recipient.emailaddress or "").lower()
-            if key in wanted:
-                found.setdefault(key, []).append(recipient)
-        for row in queues:
-            filtering = row.get("incomingemailfilteringmethod")
-            recipient = Recipient(
-                entity="queue",
-                id=row["queueid"],
-                name=row.get("name") or "",
-                emailaddress=row.get("emailaddress"),
-                incomingemailfilteringmethod=FILTER_ALL if filtering is None else int(filtering),
-                emailrouteraccessapproval=int(row.get("emailrouteraccessapproval") or 0),
-                incomingemaildeliverymethod=int(row.get("incomingemaildeliverymethod") or 0),
-                outgoingemaildeliverymethod=int(row.get("outgoingemaildeliverymethod") or 0),
-                isdisabled=int(row.get("statecode") or 0) != 0,
-                autocreatecontact=False,
-            )
+            own = {
+                "incomingemailfilteringmethod": filtering,
+                "autocreatecontactonpromote": autocreate,
+            }
+            recipients.append(user_recipient(row, own))
+        recipients += [queue_recipient(row) for row in queues]
+        for recipient in recipients:  # rows as Load Data reads them (dataverse/recipients.py)
             key = recipient.id.lower() if by == "id" else (recipient.emailaddress or "").lower()
             if key in wanted:
                 found.setdefault(key, []).append(recipient)
