@@ -187,8 +187,8 @@ def test_migration_apply_then_again_then_rollback_over_the_web_api(
         }
 
     from emailrouter_lib.crm import sqlite_path
+    from emailrouter_lib.demo.migration import prepare_migration_demo
     from emailrouter_lib.migration import ApplyRecord, rollback, run
-    from emailrouter_lib.migration.demo import prepare_migration_demo
 
     env = prepare_migration_demo(tmp_path / "demo")
     server = FakeDataverse(sqlite_path(env.crm_url), flavour=dataverse_flavour).start()

@@ -19,6 +19,7 @@ from fixtures_migration import (
 
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import demo as seed
+from emailrouter_lib.demo.migration import SAMPLE_PASSWORD_TEXT, prepare_migration_demo
 from emailrouter_lib.errors import ConfigError, ConfigSyntaxError
 from emailrouter_lib.migration import (
     PlanOptions,
@@ -29,7 +30,6 @@ from emailrouter_lib.migration import (
     write_plan,
 )
 from emailrouter_lib.migration import mapping as m
-from emailrouter_lib.migration.demo import SAMPLE_PASSWORD_TEXT, prepare_migration_demo
 from emailrouter_lib.migration.model import MailboxPlan, MigrationPlan
 
 FIXED = PlanOptions(created="2024-03-08T00:00:00Z")

@@ -23,6 +23,7 @@ from emailrouter_lib.cli import main
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import init_crm, open_crm
 from emailrouter_lib.crm.base import MailboxSettingsStore
+from emailrouter_lib.demo.migration import prepare_migration_demo
 from emailrouter_lib.errors import ConfigError, CrmError, ParameterError
 from emailrouter_lib.migration import (
     ApplyRecord,
@@ -35,7 +36,6 @@ from emailrouter_lib.migration import (
     write_plan,
 )
 from emailrouter_lib.migration import apply as apply_module
-from emailrouter_lib.migration.demo import prepare_migration_demo
 
 FRANK = "user:0a1b2c3d-13d8-e011-9077-00155d012a03"
 SUPPORT_QUEUE = "5e6f7a8b-19d8-e011-9077-00155d012b01"  # in router-a.xml, planned 2 / 2

@@ -15,6 +15,7 @@ from fixtures_migration import (
 from emailrouter_lib.cli import main
 from emailrouter_lib.config import load_config
 from emailrouter_lib.crm import open_crm
+from emailrouter_lib.demo.migration import prepare_migration_demo
 from emailrouter_lib.errors import ConfigError, CrmError
 from emailrouter_lib.migration import (
     ApplyRecord,
@@ -27,7 +28,6 @@ from emailrouter_lib.migration import (
     rollback,
     run,
 )
-from emailrouter_lib.migration.demo import prepare_migration_demo
 
 NOW = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 

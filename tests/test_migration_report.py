@@ -109,7 +109,7 @@ def test_planned_and_applied_counts_reconcile_row_by_row(tmp_path):
     """ "planned 4 create, 5 update" beside "applied 4 created, 6 updated, 5 unchanged" added up
     to nothing; per CRM table they must, and option values read as words."""
     from emailrouter_lib import migration
-    from emailrouter_lib.migration.demo import prepare_migration_demo
+    from emailrouter_lib.demo.migration import prepare_migration_demo
     from emailrouter_lib.migration.report import reconcile_table, report_tables
 
     env = prepare_migration_demo(tmp_path / "demo")

@@ -45,13 +45,13 @@ def run_demo(flow: str, run_dir: Path) -> Path:
         result = audit_demo(run_dir / "demo", max_concurrency=4, run_id="demo")
     elif flow == "rules":
         from emailrouter_lib import rules
-        from emailrouter_lib.rules.demo import prepare_rules_demo
+        from emailrouter_lib.demo.rules import prepare_rules_demo
 
         env = prepare_rules_demo(run_dir / "demo")
         result = rules.run({"crm": env.crm_url, "config": str(env.config), "dry_run": True})
     elif flow == "migration":
         from emailrouter_lib import migration
-        from emailrouter_lib.migration.demo import prepare_migration_demo
+        from emailrouter_lib.demo.migration import prepare_migration_demo
 
         env = prepare_migration_demo(run_dir / "demo")
         result = migration.run(

@@ -19,10 +19,10 @@ from routing_helpers import demo_crm
 
 from emailrouter_lib import rules
 from emailrouter_lib.crm import demo
+from emailrouter_lib.demo.rules import prepare_rules_demo
 from emailrouter_lib.errors import ConfigError, ParameterError
 from emailrouter_lib.mailboxes.ews_rules import InboxRule, MailboxRules
 from emailrouter_lib.rules.cli import register
-from emailrouter_lib.rules.demo import prepare_rules_demo
 from emailrouter_lib.rules.manual import ems_script, instructions
 from emailrouter_lib.rules.targets import Target, merge, select, with_forward_mailbox
 from emailrouter_lib.runner import run_notebook
