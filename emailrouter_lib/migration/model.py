@@ -224,7 +224,9 @@ class MigrationPlan:
             "profiles": [asdict(p) for p in self.profiles],
             "mailboxes": [asdict(m) for m in self.mailboxes],
             "not_migrated": [asdict(n) for n in self.not_migrated],
-            "warnings": [asdict(w) for w in self.warnings],
+            "warnings": [
+                {k: v for k, v in asdict(w).items() if k != "where"} for w in self.warnings
+            ],
             "organization": asdict(self.organization),
         }
 
@@ -290,8 +292,9 @@ class MigrationPlan:
                 [asdict(n) | {"routers": ", ".join(n.routers)} for n in self.not_migrated],
                 ["profile", "reason", "mailbox_count"],
             ),
+            # ``where`` only joins profile, owner and router, which have columns of their own
             "warnings": _frame(
-                [asdict(w) for w in self.warnings],
+                [{k: v for k, v in asdict(w).items() if k != "where"} for w in self.warnings],
                 ["severity", "code", "profile", "owner", "router", "message"],
             ),
         }
