@@ -62,6 +62,36 @@ def param(
     return dataclasses.field(default=default, metadata=meta)
 
 
+# -- the parameters several flows share: one definition, so the name, help and flags agree ------
+
+
+def run_id_param() -> Any:
+    return param(None, help="set by the runner; a new one otherwise")
+
+
+def run_dir_param(*, flags: tuple[str, ...] | str = "--run-dir", default: Any = None) -> Any:
+    return param(default, help="where the artifacts go", flags=flags)
+
+
+def ca_file_param() -> Any:
+    return param(
+        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
+    )
+
+
+def progress_param() -> Any:
+    return param(None, help="progress bar: None decides by the terminal", flags="--quiet")
+
+
+def config_password_param() -> Any:
+    return param(
+        None,
+        help="secret reference template for the configuration's mailboxes, e.g. env:PW_{local}",
+        secret=True,
+        flags="--config-password",
+    )
+
+
 class FlowParameters(Mapping[str, Any]):
     """Base of every flow's parameters (a dataclass subclass): built once from a mapping,
     checked, then read as attributes, or as a read-only mapping by the flow's helpers."""
@@ -161,4 +191,13 @@ class FlowParameters(Mapping[str, Any]):
         return len(self.names())
 
 
-__all__ = ["FlowParameters", "Parameter", "param"]
+__all__ = [
+    "FlowParameters",
+    "Parameter",
+    "ca_file_param",
+    "config_password_param",
+    "param",
+    "progress_param",
+    "run_dir_param",
+    "run_id_param",
+]

@@ -10,7 +10,15 @@ from typing import Any, ClassVar
 
 from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
-from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.parameters import (
+    FlowParameters,
+    ca_file_param,
+    config_password_param,
+    param,
+    progress_param,
+    run_dir_param,
+    run_id_param,
+)
 from emailrouter_lib.secrets import is_reference
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
@@ -36,12 +44,7 @@ class AuditParams(FlowParameters):
         help="router configuration files (Microsoft.Crm.Tools.EmailAgent.xml)",
         flags="--config",
     )
-    config_password: str | None = param(
-        None,
-        help="secret reference template for the configuration's mailboxes, e.g. env:PW_{local}",
-        secret=True,
-        flags="--config-password",
-    )
+    config_password: str | None = config_password_param()
     url_template: str | None = param(
         None,
         help="mailbox URL for each CRM address, e.g. imaps://{address}@mail.contoso.com/INBOX"
@@ -93,14 +96,10 @@ class AuditParams(FlowParameters):
     forward_mailbox: str | None = param(
         None, help="the forward mailbox the rule must name", flags="--forward-mailbox"
     )
-    ca_file: str | None = param(
-        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
-    )
-    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
-    run_dir: str | None = param(None, help="where the artifacts go", flags="--run-dir")
-    progress: bool | None = param(
-        None, help="progress bar: None decides by the terminal", flags="--quiet"
-    )
+    ca_file: str | None = ca_file_param()
+    run_id: str | None = run_id_param()
+    run_dir: str | None = run_dir_param()
+    progress: bool | None = progress_param()
 
     @classmethod
     def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,13 @@ from emailrouter_lib.config.validation import ValidationReport
 from emailrouter_lib.crm.base import require
 from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mailboxes import access
-from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.parameters import (
+    FlowParameters,
+    ca_file_param,
+    param,
+    run_dir_param,
+    run_id_param,
+)
 from emailrouter_lib.run_summary import RunRecord, run_summary
 
 REPORT_ORDER = ("access", "findings", "load_data", "entries", "profiles", "deployments")
@@ -73,9 +79,7 @@ class ConfigureParams(FlowParameters):
     max_concurrency: int = param(
         4, help="Test Access connections at a time", flags=("--max-concurrency", "--workers")
     )
-    ca_file: str | None = param(
-        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
-    )
+    ca_file: str | None = ca_file_param()
     publish_to: str | Path = param(
         "", help='the file to publish; "" publishes over config', flags="--to"
     )
@@ -84,8 +88,8 @@ class ConfigureParams(FlowParameters):
         help="True: show the publish diff only; False: write the file (after a backup)",
         flags="--apply",
     )
-    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
-    run_dir: str | Path = param("", help="where the artifacts go")
+    run_id: str | None = run_id_param()
+    run_dir: str | Path = run_dir_param(flags=(), default="")
 
 
 @dataclass

@@ -34,7 +34,11 @@ from emailrouter_lib.migration.schedule import (
     build_schedule,
     schedule_table,
 )
-from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.parameters import (
+    FlowParameters,
+    param,
+    run_id_param,
+)
 from emailrouter_lib.run_summary import RunRecord, run_summary
 
 APPLY_RECORD = "apply-record.json"
@@ -88,7 +92,7 @@ class MigrationParams(FlowParameters):
     test_and_enable_batch: int = param(
         0, help="schedule this batch's Test & Enable in the CRM; 0: none", flags="--batch"
     )
-    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
+    run_id: str | None = run_id_param()
     run_dir: str | None = param(None, help="where the artifacts (and the apply record) go")
 
     @classmethod

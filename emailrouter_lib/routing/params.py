@@ -8,7 +8,15 @@ from typing import Any, ClassVar
 
 from emailrouter_lib.errors import ParameterError
 from emailrouter_lib.mail.classify import TRACKED_CLASSES
-from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.parameters import (
+    FlowParameters,
+    ca_file_param,
+    config_password_param,
+    param,
+    progress_param,
+    run_dir_param,
+    run_id_param,
+)
 from emailrouter_lib.routing.lease import DEFAULT_LEASE_SECONDS
 
 DEFAULT_BATCH_BYTES = 64 * 1024 * 1024
@@ -34,12 +42,7 @@ class RoutingParams(FlowParameters):
         help="a Microsoft.Crm.Tools.EmailAgent.xml whose providers add mailboxes (and senders)",
         flags="--config",
     )
-    config_password: str | None = param(
-        None,
-        help="secret reference template for the config's mailboxes, e.g. env:PW_{local}",
-        secret=True,
-        flags="--config-password",
-    )
+    config_password: str | None = config_password_param()
     ledger: str | None = param(
         None,
         help="the exactly-once ledger; default beside a SQLite CRM, else .emailrouter/",
@@ -48,8 +51,8 @@ class RoutingParams(FlowParameters):
     quarantine_dir: str | None = param(
         None, help='quarantine folder; default "quarantine" beside the ledger', flags="--quarantine"
     )
-    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
-    run_dir: str | None = param(None, help="where the artifacts go", flags="--run-dir")
+    run_id: str | None = run_id_param()
+    run_dir: str | None = run_dir_param()
     tracked_classes: list[str] = param(
         factory=lambda: list(TRACKED_CLASSES),
         help="message classes routed; default IPM.Note and out-of-office replies",
@@ -64,12 +67,8 @@ class RoutingParams(FlowParameters):
         help="bytes of messages one batch holds at most (a larger message is a batch of its own)",
         flags="--batch-bytes",
     )
-    ca_file: str | None = param(
-        None, help="trust this CA for TLS (on-premises CAs)", flags=("--ca-file", "--cafile")
-    )
-    progress: bool | None = param(
-        None, help="progress bar: None decides by the terminal", flags="--quiet"
-    )
+    ca_file: str | None = ca_file_param()
+    progress: bool | None = progress_param()
     # DESIGN.md "Scale": EWS throttling, not CPU, is the limit; 1 routes them one after another
     max_concurrency: int | None = param(
         None,

@@ -14,7 +14,12 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from emailrouter_lib.errors import ConfigError, ParameterError
-from emailrouter_lib.parameters import FlowParameters, param
+from emailrouter_lib.parameters import (
+    FlowParameters,
+    param,
+    run_dir_param,
+    run_id_param,
+)
 from emailrouter_lib.rules.apply import (
     AppliedRow,
     VerifiedRow,
@@ -70,8 +75,8 @@ class RulesParams(FlowParameters):
         4, help="mailboxes read or changed at once", flags=("--max-concurrency", "--concurrency")
     )
     verify: bool = param(True, help="after apply, read every mailbox again and report drift")
-    run_id: str | None = param(None, help="set by the runner; a new one otherwise")
-    run_dir: str | None = param(None, help="where the artifacts go", flags="--run-dir")
+    run_id: str | None = run_id_param()
+    run_dir: str | None = run_dir_param()
 
     @classmethod
     def normalize(cls, data: dict[str, Any]) -> dict[str, Any]:
