@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -37,10 +36,9 @@ sys.path.insert(0, str(ROOT))  # this checkout's emailrouter_lib, not whichever 
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from aiosmtpd.controller import Controller  # noqa: E402
 from dataverse_server import FakeDataverse  # noqa: E402
 from routing_helpers import drop, message  # noqa: E402
-from sending import CountingSink, make_crm  # noqa: E402
+from sending import CountingSink, make_crm, start_sink  # noqa: E402
 
 from emailrouter_lib import routing  # noqa: E402
 from emailrouter_lib.crm import demo, init_crm, sqlite_path  # noqa: E402
@@ -114,12 +112,7 @@ def send(crm_url: str, emails: int, transport: str, sink: CountingSink, work: Pa
 
 def outgoing(work: Path, emails: int, repeat: int) -> None:
     """Pending Send -> Sent through SQLite and through the Dataverse backend into the fake."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sink = CountingSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
+    sink, controller, port = start_sink()
     transport = f"smtp://127.0.0.1:{port}?helo=bench.example&per_connection={emails}"
     sqlite_times, dataverse_times, logs = [], [], []
     try:

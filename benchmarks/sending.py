@@ -45,6 +45,17 @@ class CountingSink:
         return "250 OK"
 
 
+def start_sink() -> tuple[CountingSink, Controller, int]:
+    """An aiosmtpd sink that only counts, on a free loopback port: (sink, controller, port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = CountingSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    return sink, controller, port
+
+
 def make_crm(folder: Path, emails: int) -> str:
     url = init_crm(f"sqlite:///{folder / 'crm.sqlite'}", demo=True, force=True)
     seed.add_bulk_contacts(sqlite_path(url), emails)
@@ -106,12 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    sink = CountingSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
+    sink, controller, port = start_sink()
     base = f"smtp://127.0.0.1:{port}?helo=bench.example"
     try:
         reused, fresh = [], []

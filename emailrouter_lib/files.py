@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,19 +35,14 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     openpyxl); when the block ends without an error it replaces *path*, else it is removed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
-    os.close(fd)
-    temporary = Path(name)
+    temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp{target.suffix}")
+    # Created 0666 less the umask, as any new file (mkstemp's 0600 would need the umask read
+    # back, and os.umask is process-wide: not safe beside the mailbox threads writing files).
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary
         if target.exists():
             os.chmod(temporary, target.stat().st_mode & 0o7777)
-        else:  # mkstemp makes it 0600; a new file gets the usual mode (umask applies)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -9,14 +9,14 @@ message classes, the migration's planned actions) sits under ``details``.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from emailrouter_lib.parameters import FlowParameters
 
 SUMMARY_KEYS = (
     "flow",
@@ -41,14 +41,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
 
 
-def parameters_hash(params: Any, *, ignore: Iterable[str] = ("run_id", "run_dir")) -> str:
-    """A short hash of the parameters that decide a run's outcome (not where files go)."""
-    values = dataclasses.asdict(params) if dataclasses.is_dataclass(params) else dict(params or {})
-    relevant = {k: v for k, v in values.items() if k not in set(ignore)}
-    text = json.dumps(relevant, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 @dataclass
 class RunRecord:
     """When a flow's run started and finished, its id and its parameters' hash."""
@@ -60,8 +52,9 @@ class RunRecord:
     parameters_hash: str | None = None
 
     @classmethod
-    def begin(cls, flow: str, params: Any, *, run_id: str | None = None) -> RunRecord:
-        return cls(flow, run_id or new_run_id(), parameters_hash=parameters_hash(params))
+    def begin(cls, flow: str, params: FlowParameters, *, run_id: str | None = None) -> RunRecord:
+        """Now, with the flow's declared parameters' own hash (``FlowParameters.fingerprint``)."""
+        return cls(flow, run_id or new_run_id(), parameters_hash=params.fingerprint())
 
     def finish(self) -> RunRecord:
         self.finished = datetime.now(UTC)
@@ -99,18 +92,32 @@ def run_summary(
         "warnings": list(warnings),
         "details": dict(details or {}),
     }
-    assert tuple(summary) == SUMMARY_KEYS
     return summary
 
 
+def closing_line(summary: Mapping[str, Any], *, ok: bool) -> str:
+    """The last console line, the one a cron mail shows first: the verdict and the counts.
+
+    ``totals`` are the counts in a person's words (routing: created, duplicates, skipped,
+    quarantined, failed mailboxes); a summary without them shows its flat ``counts``.
+    """
+    counts = summary.get("totals") or summary.get("counts") or {}
+    shown = ", ".join(
+        f"{value} {name}"
+        for name, value in counts.items()
+        if isinstance(value, int) and not isinstance(value, bool)
+    )
+    verdict = "ok" if ok else "FAILED (exit 1)"
+    return f"{verdict}: {shown}" if shown else verdict
+
+
 def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
-    """What a person checks first in any run, from its summary: the verdict with the counts,
-    then each failure and each warning (the notebooks' last cell prints these)."""
-    counts = ", ".join(f"{n} {name}" for name, n in (summary.get("totals") or {}).items())
-    verdict = "ok" if summary.get("ok") else "FAILED"
+    """What a person checks first in any run, from its summary: the runner's closing line, then
+    each failure and each warning (the notebooks' last cell prints these)."""
+    verdict = closing_line(summary, ok=bool(summary.get("ok")))
     if summary.get("dry_run"):
         verdict += " (dry run, nothing changed)"
-    lines = [f"{verdict}: {counts}" if counts else verdict]
+    lines = [verdict]
     lines += [f"failed: {line}" for line in summary.get("failures") or []]
     lines += [f"warning: {line}" for line in summary.get("warnings") or []]
     return lines
@@ -119,8 +126,8 @@ def verdict_lines(summary: Mapping[str, Any]) -> list[str]:
 __all__ = [
     "SUMMARY_KEYS",
     "RunRecord",
+    "closing_line",
     "new_run_id",
-    "parameters_hash",
     "run_summary",
     "verdict_lines",
 ]

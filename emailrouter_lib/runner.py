@@ -25,7 +25,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from emailrouter_lib.errors import (
     SecretError,
 )
 from emailrouter_lib.reports.display import BATCH_ENV
+from emailrouter_lib.run_summary import closing_line, new_run_id
 from emailrouter_lib.secrets import literal_secrets
 
 __all__ = [
@@ -123,22 +123,6 @@ class NotebookRun:
             closing_line(self.summary, ok=self.ok),
         ]
         return "\n".join(lines)
-
-
-def closing_line(summary: Mapping[str, Any], *, ok: bool) -> str:
-    """The last console line, the one a cron mail shows first: the verdict and the counts.
-
-    A notebook's summary may carry ``totals`` (routing: created, duplicates, skipped,
-    quarantined, failed mailboxes); otherwise its flat ``counts`` are shown.
-    """
-    counts = summary.get("totals") or summary.get("counts") or {}
-    shown = ", ".join(
-        f"{value} {name}"
-        for name, value in counts.items()
-        if isinstance(value, int) and not isinstance(value, bool)
-    )
-    verdict = "ok" if ok else "FAILED (exit 1)"
-    return f"{verdict}: {shown}" if shown else verdict
 
 
 def run_notebook(
@@ -346,11 +330,6 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("must be a mapping of parameter names to values", file=str(path))
     return {str(k): v for k, v in data.items()}
-
-
-def new_run_id() -> str:
-    """A sortable, unique run id: UTC time plus a short random suffix."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def prepare_run_dir(run_dir: str | Path | None = "", run_id: str | None = "") -> Path:

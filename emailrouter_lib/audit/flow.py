@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +20,13 @@ from emailrouter_lib.audit.rule_check import (
     rule_findings,
 )
 from emailrouter_lib.audit.targets import Target, collect_targets
-from emailrouter_lib.run_summary import parameters_hash
+from emailrouter_lib.run_summary import new_run_id
 
 
 def run(params: dict[str, Any] | AuditParams) -> AuditResult:
     """Audit every mailbox *params* names; a mailbox that fails is a row, never an exception."""
     p = AuditParams.from_mapping(params)
-    run_id = p.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    run_id = p.run_id or new_run_id()
     since = p.since_datetime()
     crm = None
     if p.crm:
@@ -45,7 +44,7 @@ def run(params: dict[str, Any] | AuditParams) -> AuditResult:
         ledger=str(ledger_path) if ledger.available else None,
         concurrency=p.max_concurrency,
         migration_plan=p.migration_plan,
-        parameters_hash=parameters_hash(p),
+        parameters_hash=p.fingerprint(),
     )
     try:
         view = read_crm(crm)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +54,7 @@ from emailrouter_lib.routing.outgoing import run_outgoing
 from emailrouter_lib.routing.params import RoutingParams
 from emailrouter_lib.routing.quarantine import quarantine
 from emailrouter_lib.routing.result import MailboxReport, ResultRow, RoutingResult
+from emailrouter_lib.run_summary import new_run_id
 from emailrouter_lib.tracking.smartmatch import store_new_email_hashes
 
 UNDELIVERABLE_FOLDER = "Undeliverable"
@@ -82,7 +82,7 @@ def _concurrency(params: RoutingParams, urls: Sequence[str]) -> int:
 def run(params: dict | RoutingParams) -> RoutingResult:
     """Route one batch from every mailbox in *params* into the CRM; never raises per message."""
     p = RoutingParams.from_mapping(params)
-    run_id = p.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    run_id = p.run_id or new_run_id()
     result = RoutingResult(run_id=run_id, params=p, started=datetime.now(UTC))
     crm = open_crm(p.crm)
     try:

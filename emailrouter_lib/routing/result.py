@@ -176,20 +176,17 @@ class RoutingResult:
     def totals(self) -> dict[str, int]:
         """The counts a person asks for first, in their words (the console's last line)."""
         outcomes = [r.outcome for r in self.rows]
-        if self.dry_run:  # what a real run would have done, in the same order
-            return {
-                "would create": outcomes.count("would-create"),
-                "duplicates": outcomes.count("duplicate"),
-                "skipped": sum(1 for o in outcomes if o.startswith(("skipped", "filtered"))),
-                "would quarantine": sum(1 for o in outcomes if o.startswith("would-quarantine")),
-                "invalid forwards": outcomes.count("invalid-forward"),
-                "failed mailboxes": len(self.failed_mailboxes),
-            }
+        # (word, outcome): a dry run counts what a real run would have done, in the same order
+        if self.dry_run:
+            created = ("would create", "would-create")
+            quarantined = ("would quarantine", "would-quarantine")
+        else:
+            created, quarantined = ("created", "created"), ("quarantined", "quarantined")
         totals = {
-            "created": outcomes.count("created"),
+            created[0]: outcomes.count(created[1]),
             "duplicates": outcomes.count("duplicate"),
             "skipped": sum(1 for o in outcomes if o.startswith(("skipped", "filtered"))),
-            "quarantined": sum(1 for o in outcomes if o.startswith("quarantined")),
+            quarantined[0]: sum(1 for o in outcomes if o.startswith(quarantined[1])),
             "invalid forwards": outcomes.count("invalid-forward"),
             "failed mailboxes": len(self.failed_mailboxes),
         }
@@ -207,8 +204,9 @@ class RoutingResult:
     @property
     def summary(self) -> dict[str, Any]:
         """The one summary schema (``run_summary``); routing's own keys under ``details``."""
-        run = RunRecord("routing", self.run_id, self.started, self.finished)
-        run.parameters_hash = self.params.fingerprint()
+        run = RunRecord(
+            "routing", self.run_id, self.started, self.finished, self.params.fingerprint()
+        )
         return run_summary(
             run,
             counts=self.counts,
